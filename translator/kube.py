@@ -1,0 +1,82 @@
+"""Safe reads of raw Kubernetes JSON, which may hold anything a user typed.
+
+Every accessor returns a default instead of raising when a field is missing or has the wrong
+type, so the parse step can turn bad input into status conditions rather than exceptions.
+Used by ``translator.parse``; holds no Gateway API knowledge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+CONTROLLER_NAME = "gateway-xds.io/gatewayclass-controller"
+
+Body = Mapping[str, Any]
+
+
+def mapping(value: object) -> Body:
+    """``value`` if it is a mapping, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def field(body: object, *path: str) -> object:
+    """The value at ``path`` inside nested mappings, or None."""
+    current: object = body
+    for key in path:
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(key)
+    return current
+
+
+def string(body: object, *path: str, default: str = "") -> str:
+    value = field(body, *path)
+    return value if isinstance(value, str) else default
+
+
+def optional_string(body: object, *path: str) -> str | None:
+    value = field(body, *path)
+    return value if isinstance(value, str) else None
+
+
+def integer(body: object, *path: str) -> int | None:
+    value = field(body, *path)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def items(body: object, *path: str) -> tuple[Any, ...]:
+    """The list at ``path`` as a tuple; anything else is empty."""
+    value = field(body, *path)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return tuple(value)
+    return ()
+
+
+def kind_of(body: Body) -> str:
+    return string(body, "kind")
+
+
+def group_of(body: Body) -> str:
+    api_version = string(body, "apiVersion")
+    return api_version.rpartition("/")[0]
+
+
+def namespace_of(body: Body) -> str:
+    return string(body, "metadata", "namespace")
+
+
+def name_of(body: Body) -> str:
+    return string(body, "metadata", "name")
+
+
+def generation_of(body: Body) -> int:
+    return integer(body, "metadata", "generation") or 0
+
+
+def labels_of(body: Body) -> Mapping[str, str]:
+    labels = mapping(field(body, "metadata", "labels"))
+    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}

@@ -1,0 +1,90 @@
+"""Routes on listeners -> one Envoy listener per port, with one virtual host per domain.
+
+Several Gateway listeners on one port become one Envoy listener. A request belongs to the
+Gateway listener with the most specific hostname that matches it, and within that listener
+to the routes whose hostnames match it: exact hostnames first, then longer wildcards, then
+routes for any host, each group ordered by match precedence. Envoy picks the most specific
+virtual host domain, so each domain gets the routes of the listener that owns it, in that
+order; every listener hostname gets a virtual host even without routes (a 404 there is
+right: the request must not fall through to a less specific listener).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from translator import hostnames, names
+from translator.gateways import GatewayState, ListenerState
+from translator.httproutes import RouteEntry
+from translator.ir import Cluster, GatewayIR, HTTPListener, Route, VirtualHost
+from translator.model import ObjectName
+
+
+def assemble(
+    states: Iterable[GatewayState],
+    entries: Iterable[RouteEntry],
+    clusters: Mapping[str, Cluster],
+) -> dict[ObjectName, GatewayIR]:
+    """The IR of every accepted Gateway."""
+    by_gateway: dict[ObjectName, list[RouteEntry]] = {}
+    for entry in entries:
+        by_gateway.setdefault(entry.listener.gateway, []).append(entry)
+    result = {}
+    for state in states:
+        if not state.accepted:
+            continue
+        key = state.gateway.meta.key
+        gateway_entries = by_gateway.get(key, [])
+        listeners = _port_listeners(state, gateway_entries)
+        used = sorted({b.cluster for e in gateway_entries for b in e.route.backends if b.cluster})
+        result[key] = GatewayIR(key, listeners, tuple(clusters[name] for name in used))
+    return result
+
+
+def _port_listeners(state: GatewayState, entries: list[RouteEntry]) -> tuple[HTTPListener, ...]:
+    by_port: dict[int, list[ListenerState]] = {}
+    for ls in state.listeners:
+        if ls.valid:
+            by_port.setdefault(ls.listener.port, []).append(ls)
+    result = []
+    for port in sorted(by_port):
+        port_entries = [e for e in entries if e.listener.listener.port == port]
+        vhosts = _virtual_hosts(port, by_port[port], port_entries)
+        result.append(HTTPListener(names.http_listener(port), port, vhosts))
+    return tuple(result)
+
+
+def _virtual_hosts(
+    port: int, listeners: list[ListenerState], entries: list[RouteEntry]
+) -> tuple[VirtualHost, ...]:
+    domains = {e.hostname for e in entries}
+    domains.update(ls.listener.hostname for ls in listeners if ls.listener.hostname)
+    vhosts = []
+    for domain in sorted(domains):
+        owner = _owner(domain, listeners)
+        if owner is None:
+            continue
+        routes = _routes_for(domain, owner, entries)
+        vhosts.append(VirtualHost(names.virtual_host(port, domain), (domain,), routes))
+    return tuple(vhosts)
+
+
+def _owner(domain: str, listeners: list[ListenerState]) -> ListenerState | None:
+    """The listener with the most specific hostname that matches ``domain``."""
+    matching = [ls for ls in listeners if hostnames.covers(ls.listener.hostname, domain)]
+    if not matching:
+        return None
+    return min(matching, key=lambda ls: hostnames.specificity(ls.listener.hostname))
+
+
+def _routes_for(domain: str, owner: ListenerState, entries: list[RouteEntry]) -> tuple[Route, ...]:
+    candidates = [
+        e
+        for e in entries
+        if e.listener.listener.name == owner.listener.name and hostnames.covers(e.hostname, domain)
+    ]
+    candidates.sort(key=lambda e: (hostnames.specificity(e.hostname), e.route.precedence))
+    ordered: dict[str, Route] = {}
+    for entry in candidates:
+        ordered.setdefault(entry.route.name, entry.route)
+    return tuple(ordered.values())
