@@ -36,7 +36,12 @@ class ListenerState:
 
     @property
     def valid(self) -> bool:
-        return self.accepted is None and self.conflict is None and self.refs is None
+        """Routes can attach and the listener is programmed.
+
+        Unsupported route kinds (ResolvedRefs False) do not stop the supported ones: the
+        specification says the valid kinds are used when both are given.
+        """
+        return self.accepted is None and self.conflict is None and bool(self.supported_kinds)
 
     def conditions(self) -> tuple[Condition, ...]:
         accepted = (
@@ -191,12 +196,14 @@ def _gateway_conditions(state: GatewayState) -> tuple[Condition, Condition]:
         return c.failed(c.ACCEPTED, state.problem), c.failed(c.PROGRAMMED, not_programmed)
     valid = sum(ls.valid for ls in state.listeners)
     if not valid:
-        problem = Problem(c.R_LISTENERS_NOT_VALID, "no listener is valid")
-        invalid = Problem(c.R_INVALID, "no listener is valid")
+        names = ", ".join(ls.listener.name for ls in state.listeners) or "(none)"
+        problem = Problem(c.R_LISTENERS_NOT_VALID, f"no listener can be programmed: {names}")
+        invalid = Problem(c.R_INVALID, f"no listener can be programmed: {names}")
         return c.failed(c.ACCEPTED, problem), c.failed(c.PROGRAMMED, invalid)
     if valid < len(state.listeners):
+        names = ", ".join(ls.listener.name for ls in state.listeners if not ls.valid)
         accepted = Condition(
-            c.ACCEPTED, True, c.R_LISTENERS_NOT_VALID, "some listeners are not valid"
+            c.ACCEPTED, True, c.R_LISTENERS_NOT_VALID, f"listeners not valid: {names}"
         )
     else:
         accepted = c.ok(c.ACCEPTED, c.R_ACCEPTED, "Gateway is accepted")

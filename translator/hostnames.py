@@ -44,3 +44,13 @@ def specificity(host: str | None) -> tuple[int, int]:
     if host.startswith("*."):
         return (1, -len(host))
     return (0, -len(host))
+
+
+def patterns_covering(host: str) -> tuple[str, ...]:
+    """Every hostname pattern that ``covers`` ``host``: itself, its wildcard suffixes, "*"."""
+    if host == ANY:
+        return (ANY,)
+    labels = host.split(".")
+    start = 2 if host.startswith("*.") else 1
+    wildcards = tuple("*." + ".".join(labels[i:]) for i in range(start, len(labels)))
+    return (host, *wildcards, ANY)

@@ -149,7 +149,8 @@ def _status(
         shared.append(c.ok(c.RESOLVED_REFS, c.R_RESOLVED_REFS, "All references are resolved"))
     if rule_problems and valid_rules and not route.problems:
         dropped = c.join_problems(rule_problems)
-        message = f"Dropped invalid rules: {dropped.message}"
+        shown = ", ".join(_rule_label(rule) for rule in route.rules if rule.problems)
+        message = f"Dropped Rule(s) {shown}: {dropped.message}"
         shared.append(Condition(PARTIALLY_INVALID, True, dropped.reason, message))
     entries = []
     for parent in parents:
@@ -163,6 +164,10 @@ def _status(
             }
         )
     return {"parents": [*entries, *(dict(p) for p in route.other_parents)]}
+
+
+def _rule_label(rule: HTTPRule) -> str:
+    return f"{rule.index} ({rule.name})" if rule.name else str(rule.index)
 
 
 def _accepted(

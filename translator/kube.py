@@ -16,24 +16,33 @@ CONTROLLER_NAME = "gateway-xds.io/gatewayclass-controller"
 Body = Mapping[str, Any]
 
 
+_EMPTY: Body = {}
+
+
+def _is_mapping(value: object) -> bool:
+    # Bodies are parsed JSON, so nearly always dicts: test that first (ABC checks are slow).
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def mapping(value: object) -> Body:
     """``value`` if it is a mapping, else an empty one."""
-    return value if isinstance(value, Mapping) else {}
+    return value if _is_mapping(value) else _EMPTY  # type: ignore[return-value]
 
 
 def field(body: object, *path: str) -> object:
     """The value at ``path`` inside nested mappings, or None."""
-    current: object = body
+    current: Any = body
     for key in path:
-        if not isinstance(current, Mapping):
+        if type(current) is dict or isinstance(current, Mapping):
+            current = current.get(key)
+        else:
             return None
-        current = current.get(key)
     return current
 
 
 def string(body: object, *path: str, default: str = "") -> str:
     value = field(body, *path)
-    return value if isinstance(value, str) else default
+    return value if type(value) is str or isinstance(value, str) else default
 
 
 def optional_string(body: object, *path: str) -> str | None:
@@ -51,6 +60,8 @@ def integer(body: object, *path: str) -> int | None:
 def items(body: object, *path: str) -> tuple[Any, ...]:
     """The list at ``path`` as a tuple; anything else is empty."""
     value = field(body, *path)
+    if type(value) is list:
+        return tuple(value)
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return tuple(value)
     return ()

@@ -67,8 +67,13 @@ def parse_inventory(bodies: Iterable[Mapping[str, Any]]) -> Inventory:
             by_kind.setdefault(kube.kind_of(body), []).append(body)
 
     def of(kind: str, group: str) -> list[Mapping[str, Any]]:
-        found = [b for b in by_kind.get(kind, []) if kube.group_of(b) == group]
-        return sorted(found, key=lambda b: (kube.namespace_of(b), kube.name_of(b)))
+        found = [
+            (kube.namespace_of(b), kube.name_of(b), b)
+            for b in by_kind.get(kind, [])
+            if kube.group_of(b) == group
+        ]
+        found.sort(key=lambda t: (t[0], t[1]))
+        return [body for _, _, body in found]
 
     gw = kube.GATEWAY_GROUP
     slices: dict[ObjectName, list[EndpointSlice]] = {}
@@ -95,11 +100,12 @@ def parse_inventory(bodies: Iterable[Mapping[str, Any]]) -> Inventory:
 
 
 def parse_meta(body: Mapping[str, Any]) -> Meta:
+    metadata = kube.mapping(body.get("metadata"))
     return Meta(
-        namespace=kube.namespace_of(body),
-        name=kube.name_of(body),
-        generation=kube.generation_of(body),
-        created=kube.string(body, "metadata", "creationTimestamp"),
+        namespace=kube.string(metadata, "namespace"),
+        name=kube.string(metadata, "name"),
+        generation=kube.integer(metadata, "generation") or 0,
+        created=kube.string(metadata, "creationTimestamp"),
     )
 
 
@@ -147,7 +153,7 @@ def parse_listener(raw: Mapping[str, Any]) -> Listener:
         from_ = "Same"
     kinds_raw = kube.field(raw, "allowedRoutes", "kinds")
     kinds = None
-    if isinstance(kinds_raw, list):
+    if isinstance(kinds_raw, list) and kinds_raw:  # empty: the protocol's defaults
         kinds = tuple(
             RouteKind(kube.string(k, "group", default=kube.GATEWAY_GROUP), kube.string(k, "kind"))
             for k in kinds_raw

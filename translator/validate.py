@@ -22,6 +22,10 @@ METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )
 
+# Envoy refuses a regex whose compiled RE2 program is larger than this (its default
+# re2.max_program_size.error_level), and would refuse the whole resource with it.
+ENVOY_MAX_PROGRAM_SIZE = 100
+
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 
@@ -57,12 +61,17 @@ def regex_problem(pattern: str) -> str | None:
     if not pattern:
         return "regular expression is empty"
     try:
-        re2.compile(pattern, options=_RE2_OPTIONS)
+        compiled = re2.compile(pattern, options=_RE2_OPTIONS)
     except re2.error as error:
         detail = error.args[0] if error.args else error
         if isinstance(detail, bytes):
             detail = detail.decode("utf-8", "replace")
         return f"regular expression {pattern!r} is not valid RE2: {detail}"
+    if compiled.programsize > ENVOY_MAX_PROGRAM_SIZE:
+        return (
+            f"regular expression {pattern!r} is too complex: RE2 program size "
+            f"{compiled.programsize} is over Envoy's limit of {ENVOY_MAX_PROGRAM_SIZE}"
+        )
     return None
 
 

@@ -59,12 +59,15 @@ def _virtual_hosts(
 ) -> tuple[VirtualHost, ...]:
     domains = {e.hostname for e in entries}
     domains.update(ls.listener.hostname for ls in listeners if ls.listener.hostname)
+    by_host: dict[tuple[str, str], list[RouteEntry]] = {}
+    for entry in entries:
+        by_host.setdefault((entry.listener.listener.name, entry.hostname), []).append(entry)
     vhosts = []
     for domain in sorted(domains):
         owner = _owner(domain, listeners)
         if owner is None:
             continue
-        routes = _routes_for(domain, owner, entries)
+        routes = _routes_for(domain, owner, by_host)
         vhosts.append(VirtualHost(names.virtual_host(port, domain), (domain,), routes))
     return tuple(vhosts)
 
@@ -77,11 +80,15 @@ def _owner(domain: str, listeners: list[ListenerState]) -> ListenerState | None:
     return min(matching, key=lambda ls: hostnames.specificity(ls.listener.hostname))
 
 
-def _routes_for(domain: str, owner: ListenerState, entries: list[RouteEntry]) -> tuple[Route, ...]:
+def _routes_for(
+    domain: str, owner: ListenerState, by_host: dict[tuple[str, str], list[RouteEntry]]
+) -> tuple[Route, ...]:
+    """The owner's routes for every hostname that covers ``domain``, in precedence order."""
+    name = owner.listener.name
     candidates = [
-        e
-        for e in entries
-        if e.listener.listener.name == owner.listener.name and hostnames.covers(e.hostname, domain)
+        entry
+        for pattern in hostnames.patterns_covering(domain)
+        for entry in by_host.get((name, pattern), ())
     ]
     candidates.sort(key=lambda e: (hostnames.specificity(e.hostname), e.route.precedence))
     ordered: dict[str, Route] = {}

@@ -47,7 +47,9 @@ def test_golden(case: str) -> None:
 
 def test_no_stale_outputs() -> None:
     """Every golden output has its input (UPDATE_GOLDEN=1 deletes the stale ones)."""
-    stale = [p for p in TESTDATA.glob("*.out.yaml") if p.name.removesuffix(".out.yaml") not in CASES]
+    stale = [
+        p for p in TESTDATA.glob("*.out.yaml") if p.name.removesuffix(".out.yaml") not in CASES
+    ]
     if UPDATE:
         for path in stale:
             path.unlink()
