@@ -1,0 +1,24 @@
+"""Prometheus metrics of the control plane process (translation and input).
+
+The xDS side has its own in ``xds_server.xds_metrics``. All are served on the admin
+address at ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TRANSLATION_SECONDS = Histogram(
+    "gateway_xds_translation_seconds",
+    "Time to translate one snapshot of Gateway API objects",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TRANSLATION_FAILURES = Counter(
+    "gateway_xds_translation_failures_total", "Translations that raised (a bug: see the log)"
+)
+LOAD_ERRORS = Gauge(
+    "gateway_xds_load_errors", "Inputs the provider could not load in the current snapshot"
+)
+SNAPSHOT_VERSION = Gauge(
+    "gateway_xds_snapshot_version", "Version of the newest translated provider snapshot"
+)

@@ -1,0 +1,161 @@
+"""`xdsctl`: the one entry point (serve, bootstrap, translate, echo, demo).
+
+Each subcommand parses its flags here and calls the module that does the work; this module
+holds no logic of its own beyond turning results into output and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+DEFAULT_XDS = "127.0.0.1:18000"
+DEFAULT_ADMIN = "127.0.0.1:19000"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    code: int = args.run(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xdsctl", description="gateway-xds: a Gateway API control plane for Envoy"
+    )
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the control plane")
+    serve.add_argument("--config-dir", type=Path, required=True, help="directory of YAML/JSON")
+    serve.add_argument("--xds-address", default=DEFAULT_XDS, help="ADS gRPC address")
+    serve.add_argument("--admin-address", default=DEFAULT_ADMIN, help="admin HTTP address")
+    serve.add_argument(
+        "--listener-address", default="0.0.0.0", help="address proxies bind listeners to"
+    )
+    serve.add_argument("--debounce", type=float, default=0.05, help="quiet time, seconds")
+    serve.add_argument("--max-delay", type=float, default=0.5, help="longest wait, seconds")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+
+    boot = sub.add_parser("bootstrap", help="print an Envoy bootstrap for a Gateway's proxy")
+    boot.add_argument("--gateway", required=True, help="NAMESPACE/NAME of the Gateway")
+    boot.add_argument("--xds-address", default=DEFAULT_XDS)
+    boot.add_argument("--admin-port", type=int, default=19901)
+    boot.add_argument("--node-id", default=None)
+    boot.add_argument("--delta", action="store_true", help="use delta xDS")
+    boot.set_defaults(run=_bootstrap)
+
+    tr = sub.add_parser("translate", help="translate files offline and print the result")
+    tr.add_argument("-f", "--filename", action="append", type=Path, required=True)
+    tr.add_argument("-o", "--output", choices=("json", "yaml"), default="json")
+    tr.add_argument("--listener-address", default="0.0.0.0")
+    tr.set_defaults(run=_translate)
+
+    echo = sub.add_parser("echo", help="run an HTTP echo backend (demo and tests)")
+    echo.add_argument("--host", default="127.0.0.1")
+    echo.add_argument("--port", type=int, required=True)
+    echo.add_argument("--name", required=True, help="service name to report")
+    echo.add_argument("--namespace", default="default")
+    echo.add_argument("--pod", default=None)
+    echo.set_defaults(run=_echo)
+
+    demo = sub.add_parser("demo", help="control plane + real Envoy + two echo backends")
+    demo.add_argument("--config-dir", type=Path, default=Path("examples"))
+    demo.add_argument("--listener-port", type=int, default=8080)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from xds_server import logs, runtime
+    from xds_server.app import ControlPlane, ServeSettings
+
+    logs.configure(args.log_level)
+    runtime.tune_gc()
+    if not args.config_dir.is_dir():
+        print(f"xdsctl serve: {args.config_dir} is not a directory", file=sys.stderr)
+        return 2
+    settings = ServeSettings(
+        config_dir=args.config_dir,
+        xds_address=args.xds_address,
+        admin_address=args.admin_address,
+        listener_address=args.listener_address,
+        debounce=args.debounce,
+        max_delay=args.max_delay,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(ControlPlane(settings).run())
+    return 0
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    from xds_server.bootstrap import dump_yaml, render_bootstrap, split_host_port
+
+    try:
+        host, port = split_host_port(args.xds_address)
+        bootstrap = render_bootstrap(
+            args.gateway,
+            host,
+            port,
+            admin_port=args.admin_port,
+            node_id=args.node_id,
+            delta=args.delta,
+        )
+    except ValueError as error:
+        print(f"xdsctl bootstrap: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(dump_yaml(bootstrap))
+    return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from translator import TranslateOptions, translate
+    from translator.render import result_json
+    from watcher.files import load_paths
+    from xds_server import logs
+    from xds_server.status import stamp
+
+    logs.configure("warning")
+    missing = [p for p in args.filename if not p.exists()]
+    if missing:
+        print(f"xdsctl translate: no such file: {missing[0]}", file=sys.stderr)
+        return 2
+    snapshot = load_paths(args.filename)
+    result = translate(snapshot.bodies(), TranslateOptions(args.listener_address))
+    output = result_json(result)
+    output["status"] = stamp(result.statuses, {}, datetime.now(UTC))
+    if args.output == "yaml":
+        sys.stdout.write(yaml.dump(output, Dumper=yaml.CSafeDumper, sort_keys=False))
+    else:
+        sys.stdout.write(json.dumps(output, indent=2) + "\n")
+    for error in snapshot.errors:
+        print(f"xdsctl translate: {error.source}: {error.message}", file=sys.stderr)
+    return 1 if snapshot.errors else 0
+
+
+def _echo(args: argparse.Namespace) -> int:
+    from xds_server.echo import main_echo
+
+    return main_echo(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from xds_server.demo import run_demo
+
+    return run_demo(args.config_dir, args.listener_port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
