@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,12 +78,12 @@ class ControlPlane:
             if snapshot is None:
                 continue
             try:
-                await loop.run_in_executor(None, self._apply, snapshot)
+                await loop.run_in_executor(None, self.apply, snapshot)
             except Exception:  # a translator bug must not stop the control plane
                 app_metrics.TRANSLATION_FAILURES.inc()
                 log.exception("translate.failed", snapshot=snapshot.version)
 
-    def _apply(self, snapshot: ObjectSnapshot) -> None:
+    def apply(self, snapshot: ObjectSnapshot) -> None:
         started = time.perf_counter()
         with runtime.gc_paused():
             result = translate(snapshot.bodies(), self.options)
@@ -138,6 +139,17 @@ class ControlPlane:
             await httpd.close_server(admin_server)
             await self.ads.close(grace=1.0)
             await server.stop(grace=1.0)
+
+
+async def serve_until_signalled(plane: ControlPlane) -> None:
+    """Run ``plane`` until SIGINT or SIGTERM, then stop it cleanly (streams closed, ports freed)."""
+    task = asyncio.create_task(plane.run(), name="control-plane")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    log.info("serve.stopped")
 
 
 # Accept Envoy's HTTP/2 keepalive pings and large responses.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -80,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from xds_server import logs, runtime
-    from xds_server.app import ControlPlane, ServeSettings
+    from xds_server.app import ControlPlane, ServeSettings, serve_until_signalled
 
     logs.configure(args.log_level)
     runtime.tune_gc()
@@ -95,8 +94,11 @@ def _serve(args: argparse.Namespace) -> int:
         debounce=args.debounce,
         max_delay=args.max_delay,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(ControlPlane(settings).run())
+    try:
+        asyncio.run(serve_until_signalled(ControlPlane(settings)))
+    except OSError as error:  # an address in use, most often
+        print(f"xdsctl serve: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 from support.stack import Stack
+from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -161,3 +162,34 @@ def test_file_edit_and_delete_change_routing(routes: Stack) -> None:
     routes.wait_for("/edit", "echo-c")
     routes.remove("edit.yaml")
     routes.wait_for("/edit", 404)
+
+
+def test_bad_file_is_reported_and_routing_goes_on(routes: Stack) -> None:
+    """A file that does not parse shows in /api/errors; every other route keeps working."""
+    routes.write("ok.yaml", route("ok", rule("echo-a", "{path: {value: /ok}}")))
+    routes.wait_for("/ok", "echo-a")
+    routes.write("broken.yaml", "kind: HTTPRoute\nmetadata: {name: [\n")
+    wait_until(
+        lambda: any(e["source"].endswith("broken.yaml") for e in routes.plane.api("/api/errors")),
+        15,
+    )
+    assert routes.service_of("/ok") == "echo-a"
+    routes.remove("broken.yaml")
+    wait_until(lambda: routes.plane.api("/api/errors") == [], 15)
+
+
+def test_clients_show_the_proxy_in_sync(routes: Stack) -> None:
+    """/api/clients lists the Envoy with its Gateway, and every type it has is ACKed."""
+    routes.write("sync.yaml", route("sync", rule("echo-b", "{path: {value: /sync}}")))
+    routes.wait_for("/sync", "echo-b")
+
+    def in_sync() -> bool:
+        [client] = routes.plane.api("/api/clients")
+        assert client["gateway"] == "default/gw"
+        subscribed = [t for t in client["types"].values() if t["subscribed"]]
+        assert {"clusters", "endpoints", "listeners", "routes"} <= {
+            name for name, t in client["types"].items() if t["subscribed"]
+        }
+        return all(t["acked_version"] == t["sent_version"] and not t["nack"] for t in subscribed)
+
+    wait_until(in_sync, 15)
