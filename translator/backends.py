@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from translator import conditions as c
 from translator import names
 from translator.conditions import Problem
-from translator.ir import Cluster, Endpoint
+from translator.ir import Cluster, Endpoint, UpstreamProtocol
 from translator.kube import GATEWAY_GROUP
 from translator.model import BackendRef, EndpointSlice, object_name
 from translator.parse import Inventory
+
+H2C_APP_PROTOCOL = "kubernetes.io/h2c"  # KEP-3726: HTTP/2 over cleartext, prior knowledge
+# The Service port protocol each byte-proxying route kind needs.
+L4_PORT_PROTOCOLS = {"TLSRoute": "TCP", "TCPRoute": "TCP", "UDPRoute": "UDP"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +42,31 @@ def resolve(ref: BackendRef, route_kind: str, route_namespace: str, inv: Invento
         return _fail(c.R_BACKEND_NOT_FOUND, f"Service {target} not found")
     if ref.port is None:
         return _fail(c.R_BACKEND_NOT_FOUND, f"backendRef to Service {target} must set a port")
-    port = next((p for p in service.ports if p.port == ref.port), None)
+    wanted = L4_PORT_PROTOCOLS.get(route_kind)  # TLS, TCP and UDP routes: that protocol's port
+    port = next(
+        (p for p in service.ports if p.port == ref.port and wanted in {None, p.protocol}), None
+    )
     if port is None:
-        return _fail(c.R_BACKEND_NOT_FOUND, f"Service {target} has no port {ref.port}")
+        shown = f"{wanted} port" if wanted else "port"
+        return _fail(c.R_BACKEND_NOT_FOUND, f"Service {target} has no {shown} {ref.port}")
     endpoints = _endpoints(port.name, inv.slices.get(target, ()))
-    return Resolved(Cluster(names.cluster(ref.namespace, ref.name, ref.port), endpoints), None)
+    protocol = upstream_protocol(route_kind, port.app_protocol)
+    name = names.cluster(ref.namespace, ref.name, ref.port, protocol)
+    return Resolved(Cluster(name, endpoints, protocol), None)
+
+
+def upstream_protocol(route_kind: str, app_protocol: str | None) -> UpstreamProtocol:
+    """gRPC, and Service ports whose appProtocol is kubernetes.io/h2c, use HTTP/2 cleartext.
+
+    TLS, TCP and UDP routes proxy bytes: clusters of their own ("tcp", "udp").
+    """
+    if route_kind in L4_PORT_PROTOCOLS:
+        return "udp" if L4_PORT_PROTOCOLS[route_kind] == "UDP" else "tcp"
+    if route_kind == "GRPCRoute":
+        return "h2c"
+    if route_kind == "HTTPRoute" and app_protocol == H2C_APP_PROTOCOL:
+        return "h2c"
+    return "http1"
 
 
 def granted(inv: Inventory, route_kind: str, route_namespace: str, ref: BackendRef) -> bool:

@@ -40,6 +40,7 @@ R_NO_MATCHING_PARENT = "NoMatchingParent"
 R_REF_NOT_PERMITTED = "RefNotPermitted"
 R_INVALID_KIND = "InvalidKind"
 R_BACKEND_NOT_FOUND = "BackendNotFound"
+R_INCOMPATIBLE_FILTERS = "IncompatibleFilters"
 
 
 @dataclass(frozen=True, slots=True)

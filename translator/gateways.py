@@ -15,12 +15,28 @@ from typing import Any
 
 from translator import conditions as c
 from translator.conditions import Condition, Problem
+from translator.ir import TLSCertificate
 from translator.kube import CONTROLLER_NAME, GATEWAY_GROUP
 from translator.model import Gateway, GatewayClass, Listener, ObjectName, RouteKind
 
 # Route kinds each listener protocol accepts.
 KINDS_BY_PROTOCOL: Mapping[str, tuple[RouteKind, ...]] = {
-    "HTTP": (RouteKind(GATEWAY_GROUP, "HTTPRoute"),),
+    "HTTP": (RouteKind(GATEWAY_GROUP, "HTTPRoute"), RouteKind(GATEWAY_GROUP, "GRPCRoute")),
+    "HTTPS": (RouteKind(GATEWAY_GROUP, "HTTPRoute"), RouteKind(GATEWAY_GROUP, "GRPCRoute")),
+    "TLS": (RouteKind(GATEWAY_GROUP, "TLSRoute"),),
+    "TCP": (RouteKind(GATEWAY_GROUP, "TCPRoute"),),
+    "UDP": (RouteKind(GATEWAY_GROUP, "UDPRoute"),),
+}
+
+# Listeners of different protocols may share a port only within one of these families: one
+# Envoy listener serves the port (HTTPS and TLS both choose a filter chain by SNI), and a
+# UDP port is another socket than the TCP port of the same number.
+PORT_FAMILIES: Mapping[str, str] = {
+    "HTTP": "HTTP",
+    "HTTPS": "TLS",
+    "TLS": "TLS",
+    "TCP": "TCP",
+    "UDP": "UDP",
 }
 
 
@@ -33,6 +49,11 @@ class ListenerState:
     accepted: Problem | None  # why the listener is not accepted
     conflict: Problem | None
     refs: Problem | None  # why ResolvedRefs is False
+    # TLS termination (translator.tls): the usable certificateRefs, and what is wrong with
+    # the others; a listener that must terminate TLS and has no usable certificate is invalid.
+    certificates: tuple[TLSCertificate, ...] = ()
+    certificate_problem: Problem | None = None
+    extra: tuple[Condition, ...] = ()  # conditions only some listeners have (OverlappingTLSConfig)
 
     @property
     def valid(self) -> bool:
@@ -41,7 +62,13 @@ class ListenerState:
         Unsupported route kinds (ResolvedRefs False) do not stop the supported ones: the
         specification says the valid kinds are used when both are given.
         """
-        return self.accepted is None and self.conflict is None and bool(self.supported_kinds)
+        no_certificate = self.certificate_problem is not None and not self.certificates
+        return (
+            self.accepted is None
+            and self.conflict is None
+            and bool(self.supported_kinds)
+            and not no_certificate
+        )
 
     def conditions(self) -> tuple[Condition, ...]:
         accepted = (
@@ -54,9 +81,10 @@ class ListenerState:
             if self.valid
             else c.failed(c.PROGRAMMED, Problem(c.R_INVALID, "Listener is invalid"))
         )
+        unresolved = [p for p in (self.certificate_problem, self.refs) if p is not None]
         refs = (
-            c.failed(c.RESOLVED_REFS, self.refs)
-            if self.refs
+            c.failed(c.RESOLVED_REFS, c.join_problems(unresolved))
+            if unresolved
             else c.ok(c.RESOLVED_REFS, c.R_RESOLVED_REFS, "All references are resolved")
         )
         conflict = (
@@ -64,7 +92,7 @@ class ListenerState:
             if self.conflict
             else Condition(c.CONFLICTED, False, c.R_NO_CONFLICTS, "No conflicts")
         )
-        return (accepted, programmed, refs, conflict)
+        return (accepted, programmed, refs, conflict, *self.extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +169,12 @@ def _accepted_problem(listener: Listener, names: Counter[str]) -> Problem | None
 def _conflicts(listeners: tuple[Listener, ...]) -> dict[str, Problem]:
     """Listeners that share a port with an incompatible protocol or the same hostname."""
     found: dict[str, Problem] = {}
-    by_port: dict[int, list[Listener]] = {}
+    by_port: dict[tuple[int, bool], list[Listener]] = {}
     for listener in listeners:
-        by_port.setdefault(listener.port, []).append(listener)
-    for port, group in by_port.items():
-        if len({ls.protocol for ls in group}) > 1:
+        udp = PORT_FAMILIES.get(listener.protocol) == "UDP"
+        by_port.setdefault((listener.port, udp), []).append(listener)
+    for (port, _udp), group in by_port.items():
+        if len({PORT_FAMILIES.get(ls.protocol, ls.protocol) for ls in group}) > 1:
             for ls in group:
                 message = f"port {port} is used by listeners of different protocols"
                 found[ls.name] = Problem(c.R_PROTOCOL_CONFLICT, message)

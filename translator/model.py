@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NewType
 
 from translator.conditions import Problem
+from translator.filters import NO_FILTERS, Filters, Timeouts
 
 # "namespace/name" of a namespaced object.
 ObjectName = NewType("ObjectName", str)
@@ -94,6 +95,7 @@ class Listener:
     selector: LabelSelector | None
     kinds: tuple[RouteKind, ...] | None  # None: the protocol's default kinds
     problems: tuple[Problem, ...]
+    tls: ListenerTLS | None = None  # HTTPS and TLS listeners (translator.tls parses it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,7 @@ class BackendRef:
     name: str
     port: int | None
     weight: int
+    filters: Filters = NO_FILTERS  # HTTPRoute backendRefs[].filters
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,8 @@ class HTTPRule:
     matches: tuple[HTTPMatch, ...]
     backends: tuple[BackendRef, ...]
     problems: tuple[Problem, ...]  # any problem drops the whole rule
+    filters: Filters = NO_FILTERS
+    timeouts: Timeouts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +172,52 @@ class HTTPRoute:
     kind = "HTTPRoute"
 
 
+GRPCMethodType = Literal["Exact", "RegularExpression"]
+
+
+@dataclass(frozen=True, slots=True)
+class GRPCMethodMatch:
+    """A gRPC service and/or method (at least one); None matches any."""
+
+    type: GRPCMethodType
+    service: str | None
+    method: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GRPCMatch:
+    method: GRPCMethodMatch | None  # None: every service and method
+    headers: tuple[ValueMatch, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GRPCRule:
+    index: int
+    name: str | None
+    matches: tuple[GRPCMatch, ...]
+    backends: tuple[BackendRef, ...]
+    problems: tuple[Problem, ...]  # any problem drops the whole rule
+    filters: Filters = NO_FILTERS
+
+
+@dataclass(frozen=True, slots=True)
+class GRPCRoute:
+    meta: Meta
+    parent_refs: tuple[ParentRef, ...]
+    hostnames: tuple[str, ...]
+    rules: tuple[GRPCRule, ...]
+    problems: tuple[Problem, ...]  # route-wide problems: nothing of it is accepted
+    other_parents: tuple[Mapping[str, Any], ...]  # status entries of other controllers
+
+    kind = "GRPCRoute"
+
+
 @dataclass(frozen=True, slots=True)
 class ServicePort:
     name: str
     port: int
     protocol: str
+    app_protocol: str | None = None  # e.g. kubernetes.io/h2c
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,3 +265,54 @@ class ReferenceGrant:
 class Namespace:
     name: str
     labels: Mapping[str, str]
+
+
+TLSMode = Literal["Terminate", "Passthrough"]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """A listener's tls.certificateRefs entry, with the API's defaults filled in."""
+
+    group: str
+    kind: str
+    namespace: str | None  # None: the Gateway's
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerTLS:
+    mode: TLSMode
+    certificate_refs: tuple[SecretRef, ...]  # ignored in Passthrough mode
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A core Secret: its type and its data, base64-decoded (stringData merged over it)."""
+
+    meta: Meta
+    type: str
+    data: Mapping[str, bytes]
+    problems: tuple[str, ...]  # keys whose data is not valid base64
+
+
+@dataclass(frozen=True, slots=True)
+class L4Rule:
+    index: int
+    name: str | None
+    backends: tuple[BackendRef, ...]
+    problems: tuple[Problem, ...]  # any problem drops the whole rule
+
+
+@dataclass(frozen=True, slots=True)
+class L4Route:
+    """A TLSRoute, TCPRoute or UDPRoute: no matches, only backends (and SNI hostnames for TLS)."""
+
+    kind: str
+    api_version: str  # as written (v1alpha2 or v1): status is reported in the same version
+    meta: Meta
+    parent_refs: tuple[ParentRef, ...]
+    hostnames: tuple[str, ...]
+    rules: tuple[L4Rule, ...]
+    problems: tuple[Problem, ...]  # route-wide problems: nothing of it is accepted
+    other_parents: tuple[Mapping[str, Any], ...]  # status entries of other controllers

@@ -21,9 +21,11 @@ from translator.model import (
     GatewayClass,
     GrantFrom,
     GrantTo,
+    GRPCRoute,
     HTTPMatch,
     HTTPRoute,
     HTTPRule,
+    L4Route,
     LabelRequirement,
     LabelSelector,
     Listener,
@@ -34,14 +36,17 @@ from translator.model import (
     PathMatch,
     ReferenceGrant,
     RouteKind,
+    Secret,
     Service,
     ServicePort,
     SlicePort,
     ValueMatch,
     object_name,
 )
+from translator.parse_filters import parse_rule_extras
+from translator.tls import parse_listener_tls, parse_secret
 
-SUPPORTED_PROTOCOLS = frozenset({"HTTP"})
+SUPPORTED_PROTOCOLS = frozenset({"HTTP", "HTTPS", "TLS", "TCP", "UDP"})
 _KNOWN_PROTOCOLS = frozenset({"HTTP", "HTTPS", "TLS", "TCP", "UDP"})
 DEFAULT_MATCH = HTTPMatch(PathMatch("PathPrefix", "/"), (), (), None)
 
@@ -53,10 +58,13 @@ class Inventory:
     classes: tuple[GatewayClass, ...]
     gateways: tuple[Gateway, ...]
     http_routes: tuple[HTTPRoute, ...]
+    grpc_routes: tuple[GRPCRoute, ...]
     services: Mapping[ObjectName, Service]
     slices: Mapping[ObjectName, tuple[EndpointSlice, ...]]  # by Service
     grants: Mapping[str, tuple[ReferenceGrant, ...]]  # by namespace
     namespaces: Mapping[str, Namespace]
+    secrets: Mapping[ObjectName, Secret]
+    l4_routes: tuple[L4Route, ...]  # TLSRoutes, TCPRoutes and UDPRoutes (translator.l4routes)
 
 
 def parse_inventory(bodies: Iterable[Mapping[str, Any]]) -> Inventory:
@@ -75,6 +83,9 @@ def parse_inventory(bodies: Iterable[Mapping[str, Any]]) -> Inventory:
         found.sort(key=lambda t: (t[0], t[1]))
         return [body for _, _, body in found]
 
+    from translator.l4routes import L4_KINDS, parse_l4_route  # it builds on these helpers
+    from translator.parse_grpc import parse_grpc_route  # it builds on this module's helpers
+
     gw = kube.GATEWAY_GROUP
     slices: dict[ObjectName, list[EndpointSlice]] = {}
     for body in of("EndpointSlice", "discovery.k8s.io"):
@@ -92,10 +103,13 @@ def parse_inventory(bodies: Iterable[Mapping[str, Any]]) -> Inventory:
         classes=tuple(parse_gateway_class(b) for b in of("GatewayClass", gw)),
         gateways=tuple(parse_gateway(b) for b in of("Gateway", gw)),
         http_routes=tuple(parse_http_route(b) for b in of("HTTPRoute", gw)),
+        grpc_routes=tuple(parse_grpc_route(b) for b in of("GRPCRoute", gw)),
         services={s.meta.key: s for s in services},
         slices={k: tuple(v) for k, v in slices.items()},
         grants={k: tuple(v) for k, v in grants.items()},
         namespaces={n.name: n for n in namespaces},
+        secrets={s.meta.key: s for s in (parse_secret(b, parse_meta(b)) for b in of("Secret", ""))},
+        l4_routes=tuple(parse_l4_route(b) for kind in L4_KINDS for b in of(kind, gw)),
     )
 
 
@@ -141,6 +155,12 @@ def parse_listener(raw: Mapping[str, Any]) -> Listener:
     hostname = kube.optional_string(raw, "hostname")
     if hostname is not None and (message := validate.hostname_problem(hostname)) is not None:
         problems.append(Problem(R_UNSUPPORTED_VALUE, message))
+    if hostname is not None and protocol in {"TCP", "UDP"}:
+        message = f"hostname must not be specified for protocol {protocol}"
+        problems.append(Problem(R_UNSUPPORTED_VALUE, message))
+    tls, tls_problems = parse_listener_tls(raw, protocol)
+    if protocol in SUPPORTED_PROTOCOLS:
+        problems.extend(tls_problems)
     namespaces = kube.mapping(kube.field(raw, "allowedRoutes", "namespaces"))
     from_ = kube.string(namespaces, "from", default="Same")
     selector = None
@@ -167,6 +187,7 @@ def parse_listener(raw: Mapping[str, Any]) -> Listener:
         selector=selector,
         kinds=kinds,
         problems=tuple(problems),
+        tls=tls,
     )
 
 
@@ -202,29 +223,47 @@ def parse_parent_ref(raw: Mapping[str, Any], route_namespace: str) -> ParentRef:
     )
 
 
-def parse_http_route(body: Mapping[str, Any]) -> HTTPRoute:
+@dataclass(frozen=True, slots=True)
+class RouteHead:
+    """What every route kind has besides its rules."""
+
+    meta: Meta
+    parent_refs: tuple[ParentRef, ...]
+    hostnames: tuple[str, ...]
+    problems: tuple[Problem, ...]  # of the hostnames
+    other_parents: tuple[Mapping[str, Any], ...]  # status entries of other controllers
+
+
+def parse_route_head(body: Mapping[str, Any]) -> RouteHead:
     meta = parse_meta(body)
     hostnames = tuple(h for h in kube.items(body, "spec", "hostnames") if isinstance(h, str))
-    problems = [
+    problems = tuple(
         Problem(R_UNSUPPORTED_VALUE, message)
         for message in map(validate.hostname_problem, hostnames)
         if message is not None
-    ]
+    )
     parents = tuple(
         parse_parent_ref(kube.mapping(p), meta.namespace)
         for p in kube.items(body, "spec", "parentRefs")
-    )
-    raw_rules = kube.items(body, "spec", "rules") or ({},)
-    rules = tuple(
-        parse_http_rule(index, kube.mapping(raw), meta.namespace)
-        for index, raw in enumerate(raw_rules)
     )
     others = tuple(
         kube.mapping(p)
         for p in kube.items(body, "status", "parents")
         if kube.string(p, "controllerName") != kube.CONTROLLER_NAME
     )
-    return HTTPRoute(meta, parents, hostnames, rules, tuple(problems), others)
+    return RouteHead(meta, parents, hostnames, problems, others)
+
+
+def parse_http_route(body: Mapping[str, Any]) -> HTTPRoute:
+    head = parse_route_head(body)
+    raw_rules = kube.items(body, "spec", "rules") or ({},)
+    rules = tuple(
+        parse_http_rule(index, kube.mapping(raw), head.meta.namespace)
+        for index, raw in enumerate(raw_rules)
+    )
+    return HTTPRoute(
+        head.meta, head.parent_refs, head.hostnames, rules, head.problems, head.other_parents
+    )
 
 
 def parse_http_rule(index: int, raw: Mapping[str, Any], namespace: str) -> HTTPRule:
@@ -234,20 +273,20 @@ def parse_http_rule(index: int, raw: Mapping[str, Any], namespace: str) -> HTTPR
         match, match_problems = parse_http_match(kube.mapping(raw_match))
         matches.append(match)
         problems.extend(match_problems)
-    for raw_filter in kube.items(raw, "filters"):
-        kind = kube.string(raw_filter, "type") or "(no type)"
-        problems.append(Problem(R_UNSUPPORTED_VALUE, f"filter {kind} is not supported yet"))
     backends = []
     for raw_ref in kube.items(raw, "backendRefs"):
         ref, ref_problems = parse_backend_ref(kube.mapping(raw_ref), namespace)
         backends.append(ref)
         problems.extend(ref_problems)
+    extras = parse_rule_extras(raw, namespace, tuple(matches), tuple(backends))
     return HTTPRule(
         index=index,
         name=kube.optional_string(raw, "name"),
         matches=tuple(matches),
-        backends=tuple(backends),
-        problems=tuple(problems),
+        backends=extras.backends,
+        problems=(*problems, *extras.problems),
+        filters=extras.filters,
+        timeouts=extras.timeouts,
     )
 
 
@@ -330,6 +369,7 @@ def parse_service(body: Mapping[str, Any]) -> Service:
             name=kube.string(p, "name"),
             port=kube.integer(p, "port") or 0,
             protocol=kube.string(p, "protocol", default="TCP"),
+            app_protocol=kube.optional_string(p, "appProtocol"),
         )
         for p in kube.items(body, "spec", "ports")
     )

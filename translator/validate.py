@@ -35,19 +35,19 @@ def hostname_problem(hostname: str) -> str | None:
         return f"hostname {hostname!r} is longer than 253 characters"
     if _IPV4.match(hostname) or ":" in hostname:
         return f"hostname {hostname!r} is an IP address; only DNS names are allowed"
-    if not _HOSTNAME.match(hostname):
+    if not _HOSTNAME.fullmatch(hostname):  # fullmatch: "$" alone allows a final newline
         return f"hostname {hostname!r} is not a valid DNS name (a leading '*.' is allowed)"
     return None
 
 
 def header_name_problem(name: str) -> str | None:
-    if not name or len(name) > 256 or not _HEADER_NAME.match(name):
+    if not name or len(name) > 256 or not _HEADER_NAME.fullmatch(name):
         return f"{name!r} is not a valid HTTP header name"
     return None
 
 
 def path_problem(path: str) -> str | None:
-    if not _PATH_CHARS.match(path):
+    if not _PATH_CHARS.fullmatch(path):
         return f"path {path!r} must start with '/' and hold only URL path characters"
     if "//" in path or "/./" in path or "/../" in path or path.endswith(("/..", "/.")):
         return f"path {path!r} must not contain '//', '/./' or '/../'"

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 
 from translator import hostnames, names
 from translator.gateways import GatewayState, ListenerState
-from translator.httproutes import RouteEntry
 from translator.ir import Cluster, GatewayIR, HTTPListener, Route, VirtualHost
 from translator.model import ObjectName
+from translator.routeflow import RouteEntry
 
 
 def assemble(
@@ -37,6 +37,8 @@ def assemble(
         gateway_entries = by_gateway.get(key, [])
         listeners = _port_listeners(state, gateway_entries)
         used = sorted({b.cluster for e in gateway_entries for b in e.route.backends if b.cluster})
+        mirrored = {m.cluster for e in gateway_entries for m in e.route.filters.mirrors}
+        used = sorted({*used, *mirrored})
         result[key] = GatewayIR(key, listeners, tuple(clusters[name] for name in used))
     return result
 
@@ -44,7 +46,7 @@ def assemble(
 def _port_listeners(state: GatewayState, entries: list[RouteEntry]) -> tuple[HTTPListener, ...]:
     by_port: dict[int, list[ListenerState]] = {}
     for ls in state.listeners:
-        if ls.valid:
+        if ls.valid and ls.listener.protocol == "HTTP":  # HTTPS: translator.l4listeners
             by_port.setdefault(ls.listener.port, []).append(ls)
     result = []
     for port in sorted(by_port):
@@ -57,6 +59,13 @@ def _port_listeners(state: GatewayState, entries: list[RouteEntry]) -> tuple[HTT
 def _virtual_hosts(
     port: int, listeners: list[ListenerState], entries: list[RouteEntry]
 ) -> tuple[VirtualHost, ...]:
+    return tuple(vhost for _, vhost in owned_virtual_hosts(port, listeners, entries))
+
+
+def owned_virtual_hosts(
+    port: int, listeners: list[ListenerState], entries: list[RouteEntry]
+) -> list[tuple[ListenerState, VirtualHost]]:
+    """Every domain's virtual host and the listener that owns it (HTTPS splits them up)."""
     domains = {e.hostname for e in entries}
     domains.update(ls.listener.hostname for ls in listeners if ls.listener.hostname)
     by_host: dict[tuple[str, str], list[RouteEntry]] = {}
@@ -64,15 +73,15 @@ def _virtual_hosts(
         by_host.setdefault((entry.listener.listener.name, entry.hostname), []).append(entry)
     vhosts = []
     for domain in sorted(domains):
-        owner = _owner(domain, listeners)
-        if owner is None:
+        owner_ = owner(domain, listeners)
+        if owner_ is None:
             continue
-        routes = _routes_for(domain, owner, by_host)
-        vhosts.append(VirtualHost(names.virtual_host(port, domain), (domain,), routes))
-    return tuple(vhosts)
+        routes = _routes_for(domain, owner_, by_host)
+        vhosts.append((owner_, VirtualHost(names.virtual_host(port, domain), (domain,), routes)))
+    return vhosts
 
 
-def _owner(domain: str, listeners: list[ListenerState]) -> ListenerState | None:
+def owner(domain: str, listeners: list[ListenerState]) -> ListenerState | None:
     """The listener with the most specific hostname that matches ``domain``."""
     matching = [ls for ls in listeners if hostnames.covers(ls.listener.hostname, domain)]
     if not matching:

@@ -40,6 +40,7 @@ class ServeSettings:
     xds_address: str = "127.0.0.1:18000"
     admin_address: str = "127.0.0.1:19000"
     listener_address: str = "0.0.0.0"
+    privileged_port_offset: int = 10000  # Gateway ports below 1024 bind to port + offset
     debounce: float = 0.05
     max_delay: float = 0.5
 
@@ -50,7 +51,10 @@ class ControlPlane:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.cache = SnapshotCache()
-        self.options = TranslateOptions(listener_address=settings.listener_address)
+        self.options = TranslateOptions(
+            listener_address=settings.listener_address,
+            privileged_port_offset=settings.privileged_port_offset,
+        )
         self.result: TranslationResult | None = None
         self.statuses: list[dict[str, Any]] = []
         self.load_errors: tuple[LoadError, ...] = ()

@@ -18,6 +18,15 @@ import yaml
 
 DEFAULT_XDS = "127.0.0.1:18000"
 DEFAULT_ADMIN = "127.0.0.1:19000"
+DEFAULT_PORT_OFFSET = 10000  # as translator.TranslateOptions
+
+
+def _port_offset(text: str) -> int:
+    """An offset that keeps every port below 1024 a valid port (0 to 64512)."""
+    value = int(text)
+    if not 0 <= value <= 65535 - 1023:
+        raise argparse.ArgumentTypeError(f"{value} is not from 0 to {65535 - 1023}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--listener-address", default="0.0.0.0", help="address proxies bind listeners to"
     )
+    serve.add_argument(
+        "--privileged-port-offset",
+        type=_port_offset,
+        default=DEFAULT_PORT_OFFSET,
+        metavar="N",
+        help="Gateway listener ports below 1024 bind to port + N (0: as written)",
+    )
     serve.add_argument("--debounce", type=float, default=0.05, help="quiet time, seconds")
     serve.add_argument("--max-delay", type=float, default=0.5, help="longest wait, seconds")
     serve.add_argument("--log-level", default="info")
@@ -60,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("-f", "--filename", action="append", type=Path, required=True)
     tr.add_argument("-o", "--output", choices=("json", "yaml"), default="json")
     tr.add_argument("--listener-address", default="0.0.0.0")
+    tr.add_argument(
+        "--privileged-port-offset", type=_port_offset, default=DEFAULT_PORT_OFFSET, metavar="N"
+    )
     tr.set_defaults(run=_translate)
 
     echo = sub.add_parser("echo", help="run an HTTP echo backend (demo and tests)")
@@ -91,6 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
         xds_address=args.xds_address,
         admin_address=args.admin_address,
         listener_address=args.listener_address,
+        privileged_port_offset=args.privileged_port_offset,
         debounce=args.debounce,
         max_delay=args.max_delay,
     )
@@ -135,7 +155,8 @@ def _translate(args: argparse.Namespace) -> int:
         print(f"xdsctl translate: no such file: {missing[0]}", file=sys.stderr)
         return 2
     snapshot = load_paths(args.filename)
-    result = translate(snapshot.bodies(), TranslateOptions(args.listener_address))
+    options = TranslateOptions(args.listener_address, args.privileged_port_offset)
+    result = translate(snapshot.bodies(), options)
     output = result_json(result)
     output["status"] = stamp(result.statuses, {}, datetime.now(UTC))
     if args.output == "yaml":

@@ -6,6 +6,7 @@ Who calls it: end-to-end tests that need backends behind Envoy, and the echo tes
         a = backends.start("echo-a")            # port 0: the kernel picks a free port
         b = backends.start("echo-b", namespace="other")
         get(a.url + "/x").json["service"]        # "echo-a"
+        a.requests[-1].target                    # "/x": every request it received
 
 What it must not do: leave threads, sockets or pending tasks behind (pytest runs with
 warnings as errors, so an unclosed transport would fail a later test).
@@ -17,12 +18,12 @@ import asyncio
 import ssl
 import threading
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-from xds_server.echo import start_echo
-from xds_server.httpd import close_server, server_port
+from xds_server.echo import EchoContext, make_handler
+from xds_server.httpd import Handler, Request, Response, close_server, serve, server_port
 
 __all__ = ["EchoBackend", "EchoBackends"]
 
@@ -39,6 +40,8 @@ class EchoBackend:
     pod: str
     host: str
     port: int
+    # Every request it received, appended by the backends' loop thread as it arrives.
+    requests: list[Request] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -78,17 +81,19 @@ class EchoBackends:
         """Start a backend (port 0 by default) and return where it listens."""
 
         async def start() -> EchoBackend:
-            server, context = await start_echo(
-                service,
-                host=host,
-                port=port,
-                namespace=namespace,
-                pod=pod,
-                ssl_context=ssl_context,
-            )
+            seen: list[Request] = []
+            handlers: list[Handler] = []  # the echo's, once the port (in its pod name) is known
+
+            async def handle(request: Request) -> Response:
+                seen.append(request)
+                return await handlers[0](request)
+
+            server = await serve(handle, host, port, ssl_context=ssl_context)
             bound = server_port(server)
+            context = EchoContext(service, namespace, pod or f"{service}-{bound}")
+            handlers.append(make_handler(context))
             self._servers[bound] = server
-            return EchoBackend(service, context.namespace, context.pod, host, bound)
+            return EchoBackend(service, context.namespace, context.pod, host, bound, seen)
 
         return self._call(start())
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from l4_validate import add_case_secrets, listener_clusters, listener_secrets
 
 from translator.names import INVALID_BACKEND
 
@@ -65,7 +66,7 @@ def golden_gateways(case: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
 def inline_routes(listener: dict[str, Any], routes: list[dict[str, Any]]) -> None:
     """Replace each HTTP connection manager's RDS by the RouteConfiguration it names."""
     by_name = {route["name"]: route for route in routes}
-    for chain in listener["filterChains"]:
+    for chain in listener.get("filterChains", []):  # a UDP listener has none
         for network_filter in chain["filters"]:
             config = network_filter["typedConfig"]
             if config["@type"] == HCM_TYPE:
@@ -77,9 +78,16 @@ def case_resources(
     case: str, ports: Iterator[int]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The listeners and clusters of every Gateway of a case, renamed to be unique."""
+    return gateway_resources(case, golden_gateways(case), ports)
+
+
+def gateway_resources(
+    name: str, gateways: dict[str, dict[str, list[dict[str, Any]]]], ports: Iterator[int]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The listeners and clusters of translated ``gateways`` (JSON), renamed under ``name``."""
     listeners, clusters = [], []
-    for gateway, resources in golden_gateways(case).items():
-        prefix = f"{case}/{gateway}"
+    for gateway, resources in gateways.items():
+        prefix = f"{name}/{gateway}"
         for listener in resources["listeners"]:
             inline_routes(listener, resources["routes"])
             listener["name"] = f"{prefix}/{listener['name']}"
@@ -129,11 +137,20 @@ def xds_cluster() -> dict[str, Any]:
 
 
 def bootstrap(cases: list[str]) -> dict[str, Any]:
-    """One bootstrap holding every listener and cluster of ``cases``."""
+    """One bootstrap holding every listener, cluster and secret of ``cases``."""
+    config = bootstrap_for({case: golden_gateways(case) for case in cases})
+    add_case_secrets(config, cases)
+    return config
+
+
+def bootstrap_for(
+    translations: dict[str, dict[str, dict[str, list[dict[str, Any]]]]],
+) -> dict[str, Any]:
+    """One bootstrap holding translated Gateways (JSON, as `xdsctl translate`), by case name."""
     ports = itertools.count(FIRST_PORT)
     listeners, clusters = [], []
-    for case in cases:
-        case_listeners, case_clusters = case_resources(case, ports)
+    for case, gateways in translations.items():
+        case_listeners, case_clusters = gateway_resources(case, gateways, ports)
         listeners += case_listeners
         clusters += case_clusters
     # Routes name this cluster for invalid backends on purpose; over RDS Envoy does not check
@@ -157,8 +174,14 @@ def bootstrap(cases: list[str]) -> dict[str, Any]:
 
 def validate(cases: list[str], directory: Path) -> Validation:
     """Run `envoy --mode validate` on one bootstrap holding ``cases``."""
+    return validate_bootstrap(bootstrap(cases), directory)
+
+
+def validate_bootstrap(config: dict[str, Any], directory: Path) -> Validation:
+    """Run `envoy --mode validate` on the bootstrap ``config``."""
     path = directory / "bootstrap.yaml"
-    path.write_text(json.dumps(bootstrap(cases), indent=1))
+    # UTF-8, not \u escapes: Envoy's YAML parser refuses the surrogate pairs of ensure_ascii.
+    path.write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
     command = [envoy_path(), "--mode", "validate", "-c", str(path), "--log-level", "warn"]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
@@ -210,12 +233,17 @@ def test_resources_are_self_contained(case: str) -> None:
             for route in host.get("routes", [])
             for name in route_clusters(route)
         }
+        for listener in resources["listeners"]:
+            named |= listener_clusters(listener)
+        secrets = {n for listener in resources["listeners"] for n in listener_secrets(listener)}
         assert assigned == clusters, gateway
         assert named - {INVALID_BACKEND} == set(clusters), gateway
+        assert secrets == {s["name"] for s in resources["secrets"]}, gateway
 
 
 def route_clusters(route: dict[str, Any]) -> list[str]:
     action = route.get("route", {})
+    mirrors = [m["cluster"] for m in action.get("requestMirrorPolicies", [])]
     if "cluster" in action:
-        return [action["cluster"]]
-    return [c["name"] for c in action.get("weightedClusters", {}).get("clusters", [])]
+        return [action["cluster"], *mirrors]
+    return [c["name"] for c in action.get("weightedClusters", {}).get("clusters", [])] + mirrors
