@@ -18,11 +18,13 @@ ACCEPTED = "Accepted"
 PROGRAMMED = "Programmed"
 RESOLVED_REFS = "ResolvedRefs"
 CONFLICTED = "Conflicted"
+SUPPORTED_VERSION = "SupportedVersion"
 
 # Reasons (a condition's reason is in CamelCase, as the API requires).
 R_ACCEPTED = "Accepted"
 R_PROGRAMMED = "Programmed"
 R_RESOLVED_REFS = "ResolvedRefs"
+R_SUPPORTED_VERSION = "SupportedVersion"
 R_NO_CONFLICTS = "NoConflicts"
 R_INVALID = "Invalid"
 R_PENDING = "Pending"

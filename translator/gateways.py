@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from translator import conditions as c
+from translator import features
 from translator.conditions import Condition, Problem
 from translator.ir import TLSCertificate
 from translator.kube import CONTROLLER_NAME, GATEWAY_GROUP
@@ -110,11 +111,23 @@ def our_classes(classes: tuple[GatewayClass, ...]) -> dict[str, GatewayClass]:
     return {gc.meta.name: gc for gc in classes if gc.controller == CONTROLLER_NAME}
 
 
-def class_conditions(gc: GatewayClass) -> tuple[Condition, ...]:
+def class_status(gc: GatewayClass) -> dict[str, Any]:
+    """Accepted, SupportedVersion and the features we support, as the class's status."""
     if gc.parameters_ref:
         problem = Problem(c.R_INVALID_PARAMETERS, "parametersRef is not supported")
-        return (c.failed(c.ACCEPTED, problem),)
-    return (c.ok(c.ACCEPTED, c.R_ACCEPTED, "GatewayClass is accepted"),)
+        accepted = c.failed(c.ACCEPTED, problem)
+    else:
+        accepted = c.ok(c.ACCEPTED, c.R_ACCEPTED, "GatewayClass is accepted")
+    version = c.ok(
+        c.SUPPORTED_VERSION,
+        c.R_SUPPORTED_VERSION,
+        f"gateway-xds implements Gateway API {features.GATEWAY_API_VERSION}",
+    )
+    generation = gc.meta.generation
+    return {
+        "conditions": [cond.as_json(generation) for cond in (accepted, version)],
+        "supportedFeatures": [{"name": name} for name in features.SUPPORTED_FEATURES],
+    }
 
 
 def gateway_states(

@@ -69,12 +69,7 @@ def translate(
     # 6. Status of every object we own.
     attached = _attached_routes([*outcomes, *l4.outcomes])
     statuses: list[StatusEntry] = [
-        _entry(
-            "GatewayClass",
-            gc.meta,
-            {"conditions": [cond.as_json(gc.meta.generation) for cond in gw.class_conditions(gc)]},
-        )
-        for gc in classes.values()
+        _entry("GatewayClass", gc.meta, gw.class_status(gc)) for gc in classes.values()
     ]
     statuses += [_entry("Gateway", s.gateway.meta, gw.gateway_status(s, attached)) for s in states]
     statuses += [
