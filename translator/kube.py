@@ -67,6 +67,36 @@ def items(body: object, *path: str) -> tuple[Any, ...]:
     return ()
 
 
+_JSON_TYPES: Mapping[type, str] = {
+    str: "a string",
+    int: "an integer",
+    list: "a list",
+    dict: "an object",
+    bool: "a boolean",
+}
+
+
+def wrong_type(body: object, key: str, expected: type, what: str) -> str | None:
+    """Why ``body[key]`` is unusable when present with another JSON type than ``expected``.
+
+    A missing field (or null) is fine: the accessors read it as absent. A field of the wrong
+    type must not read as absent, because absent often means "anything" (no hostnames: every
+    host), so the caller turns this message into a Problem.
+    """
+    if not isinstance(body, Mapping) or body.get(key) is None:
+        return None
+    value = body[key]
+    if expected is dict:
+        ok = isinstance(value, Mapping)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if ok:
+        return None
+    return f"{what} must be {_JSON_TYPES.get(expected, expected.__name__)}, not {value!r}"
+
+
 def kind_of(body: Body) -> str:
     return string(body, "kind")
 

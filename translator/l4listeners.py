@@ -90,7 +90,9 @@ def _gateway(
         else:
             port_https = [e for e in https if e.listener in group]
             chains = _sni_chains(port, group, port_https, port_bound)
-            streams.append(StreamListener(names.stream_listener(port, True), port, True, chains))
+            if chains:  # Envoy refuses a listener without filter chains
+                name = names.stream_listener(port, True)
+                streams.append(StreamListener(name, port, True, chains))
     shares = [share for s in streams for chain in s.chains for share in chain.backends]
     shares += [share for d in datagrams for share in d.backends]
     used = {share.cluster for share in shares if share.cluster is not None}

@@ -7,6 +7,7 @@ become ``Problem`` values on the listener, rule or route that holds them.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -48,6 +49,7 @@ from translator.tls import parse_listener_tls, parse_secret
 
 SUPPORTED_PROTOCOLS = frozenset({"HTTP", "HTTPS", "TLS", "TCP", "UDP"})
 _KNOWN_PROTOCOLS = frozenset({"HTTP", "HTTPS", "TLS", "TCP", "UDP"})
+MAX_MATCH_NAME = 256  # the CRDs' limit on header and query parameter names
 DEFAULT_MATCH = HTTPMatch(PathMatch("PathPrefix", "/"), (), (), None)
 
 
@@ -153,6 +155,8 @@ def parse_listener(raw: Mapping[str, Any]) -> Listener:
         known = "is not supported yet" if protocol in _KNOWN_PROTOCOLS else "is not known"
         problems.append(Problem(R_UNSUPPORTED_PROTOCOL, f"protocol {protocol!r} {known}"))
     hostname = kube.optional_string(raw, "hostname")
+    if (message := kube.wrong_type(raw, "hostname", str, "listener hostname")) is not None:
+        problems.append(Problem(R_UNSUPPORTED_VALUE, message))
     if hostname is not None and (message := validate.hostname_problem(hostname)) is not None:
         problems.append(Problem(R_UNSUPPORTED_VALUE, message))
     if hostname is not None and protocol in {"TCP", "UDP"}:
@@ -195,6 +199,9 @@ def parse_selector(raw: object) -> tuple[LabelSelector | None, str | None]:
     """A metav1.LabelSelector; an absent selector selects nothing."""
     if not isinstance(raw, Mapping):
         return None, "allowedRoutes.namespaces.selector is required when from is Selector"
+    for key, expected in (("matchLabels", dict), ("matchExpressions", list)):
+        if (message := kube.wrong_type(raw, key, expected, f"selector {key}")) is not None:
+            return None, message
     labels = kube.mapping(raw.get("matchLabels"))
     requirements = []
     for expr in kube.items(raw, "matchExpressions"):
@@ -236,22 +243,27 @@ class RouteHead:
 
 def parse_route_head(body: Mapping[str, Any]) -> RouteHead:
     meta = parse_meta(body)
-    hostnames = tuple(h for h in kube.items(body, "spec", "hostnames") if isinstance(h, str))
-    problems = tuple(
-        Problem(R_UNSUPPORTED_VALUE, message)
-        for message in map(validate.hostname_problem, hostnames)
-        if message is not None
-    )
-    parents = tuple(
-        parse_parent_ref(kube.mapping(p), meta.namespace)
-        for p in kube.items(body, "spec", "parentRefs")
-    )
+    spec = kube.mapping(body.get("spec"))
+    raw_hostnames = kube.items(spec, "hostnames")
+    hostnames = tuple(h for h in raw_hostnames if isinstance(h, str))
+    messages = [kube.wrong_type(spec, "hostnames", list, "spec.hostnames")]
+    messages += [f"hostname {h!r} is not a string" for h in raw_hostnames if not isinstance(h, str)]
+    messages += map(validate.hostname_problem, hostnames)
+    parents = []
+    for raw in kube.items(spec, "parentRefs"):
+        ref = kube.mapping(raw)
+        messages.append(kube.wrong_type(ref, "sectionName", str, "parentRef sectionName"))
+        messages.append(kube.wrong_type(ref, "port", int, "parentRef port"))
+        parents.append(parse_parent_ref(ref, meta.namespace))
+    problems = tuple(Problem(R_UNSUPPORTED_VALUE, m) for m in messages if m is not None)
     others = tuple(
-        kube.mapping(p)
+        p
         for p in kube.items(body, "status", "parents")
-        if kube.string(p, "controllerName") != kube.CONTROLLER_NAME
+        if isinstance(p, Mapping)
+        and isinstance(p.get("controllerName"), str)
+        and p["controllerName"] != kube.CONTROLLER_NAME
     )
-    return RouteHead(meta, parents, hostnames, problems, others)
+    return RouteHead(meta, tuple(parents), hostnames, problems, others)
 
 
 def parse_http_route(body: Mapping[str, Any]) -> HTTPRoute:
@@ -269,6 +281,8 @@ def parse_http_route(body: Mapping[str, Any]) -> HTTPRoute:
 def parse_http_rule(index: int, raw: Mapping[str, Any], namespace: str) -> HTTPRule:
     problems: list[Problem] = []
     matches = []
+    if (message := kube.wrong_type(raw, "matches", list, "rule matches")) is not None:
+        problems.append(Problem(R_UNSUPPORTED_VALUE, message))
     for raw_match in kube.items(raw, "matches") or ({},):
         match, match_problems = parse_http_match(kube.mapping(raw_match))
         matches.append(match)
@@ -292,6 +306,9 @@ def parse_http_rule(index: int, raw: Mapping[str, Any], namespace: str) -> HTTPR
 
 def parse_http_match(raw: Mapping[str, Any]) -> tuple[HTTPMatch, list[Problem]]:
     problems: list[Problem] = []
+    for key, expected in (("path", dict), ("headers", list), ("queryParams", list)):
+        if (message := kube.wrong_type(raw, key, expected, f"match {key}")) is not None:
+            problems.append(Problem(R_UNSUPPORTED_VALUE, message))
     path_raw = kube.mapping(raw.get("path"))
     path_type = kube.string(path_raw, "type", default="PathPrefix")
     path_value = kube.string(path_raw, "value", default="/")
@@ -323,8 +340,12 @@ def _value_matches(
         name = kube.string(raw, "name")
         value = kube.string(raw, "value")
         message = validate.header_name_problem(name) if what == "header" else None
-        if not name:
+        if not name or not isinstance(raw, Mapping):
             message = f"{what} match has no name"
+        elif len(name) > MAX_MATCH_NAME:
+            message = f"{what} name is longer than {MAX_MATCH_NAME} characters"
+        message = message or validate.text_problem(name, f"{what} name")
+        message = message or validate.text_problem(value, f"{what} value")
         if type_ == "RegularExpression":
             message = message or validate.regex_problem(value)
         elif type_ != "Exact":
@@ -387,7 +408,7 @@ def parse_endpoint_slice(body: Mapping[str, Any]) -> EndpointSlice:
             ready = kube.field(endpoint, "conditions", "ready")
             if ready is False:
                 continue
-            addresses.extend(a for a in kube.items(endpoint, "addresses") if isinstance(a, str))
+            addresses.extend(a for a in kube.items(endpoint, "addresses") if _is_ip(a))
     service = kube.string(body, "metadata", "labels", "kubernetes.io/service-name")
     return EndpointSlice(parse_meta(body), service, ports, tuple(addresses))
 
@@ -402,3 +423,14 @@ def parse_reference_grant(body: Mapping[str, Any]) -> ReferenceGrant:
         for t in kube.items(body, "spec", "to")
     )
     return ReferenceGrant(parse_meta(body), sources, targets)
+
+
+def _is_ip(address: object) -> bool:
+    """Only IP addresses become endpoints (Envoy rejects anything else in a socket address)."""
+    if not isinstance(address, str):
+        return False
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True

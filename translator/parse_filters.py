@@ -248,7 +248,7 @@ def _header_value_problem(value: object) -> str | None:
         return f"header value {value!r} must be a string of 1 to {MAX_HEADER_VALUE} characters"
     if _CONTROL.search(value):
         return f"header value {value!r} must not hold control characters"
-    return None
+    return validate.text_problem(value, "header value")
 
 
 def _redirect(raw: Mapping[str, Any], _namespace: str) -> tuple[RequestRedirect, Messages]:

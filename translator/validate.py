@@ -60,6 +60,8 @@ def regex_problem(pattern: str) -> str | None:
     """None when Envoy's RE2 accepts ``pattern``, else why not."""
     if not pattern:
         return "regular expression is empty"
+    if (problem := text_problem(pattern, "regular expression")) is not None:
+        return problem
     try:
         compiled = re2.compile(pattern, options=_RE2_OPTIONS)
     except re2.error as error:
@@ -72,6 +74,15 @@ def regex_problem(pattern: str) -> str | None:
             f"regular expression {pattern!r} is too complex: RE2 program size "
             f"{compiled.programsize} is over Envoy's limit of {ENVOY_MAX_PROGRAM_SIZE}"
         )
+    return None
+
+
+def text_problem(value: str, what: str) -> str | None:
+    """None when ``value`` is valid Unicode (a lone surrogate, legal in JSON, is not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{what} {value!r} is not valid Unicode"
     return None
 
 
