@@ -49,6 +49,14 @@ from translator.tls import parse_listener_tls, parse_secret
 
 SUPPORTED_PROTOCOLS = frozenset({"HTTP", "HTTPS", "TLS", "TCP", "UDP"})
 _KNOWN_PROTOCOLS = frozenset({"HTTP", "HTTPS", "TLS", "TCP", "UDP"})
+PARENT_REF_FIELDS: Mapping[str, type] = {
+    "group": str,
+    "kind": str,
+    "namespace": str,
+    "name": str,
+    "sectionName": str,
+    "port": int,
+}
 MAX_MATCH_NAME = 256  # the CRDs' limit on header and query parameter names
 DEFAULT_MATCH = HTTPMatch(PathMatch("PathPrefix", "/"), (), (), None)
 
@@ -218,7 +226,13 @@ def parse_parent_ref(raw: Mapping[str, Any], route_namespace: str) -> ParentRef:
     group = kube.string(raw, "group", default=kube.GATEWAY_GROUP)
     kind = kube.string(raw, "kind", default="Gateway")
     written: dict[str, Any] = {"group": group, "kind": kind}
-    written.update({k: raw[k] for k in ("namespace", "name", "sectionName", "port") if k in raw})
+    written.update(
+        {
+            k: raw[k]
+            for k in ("namespace", "name", "sectionName", "port")
+            if k in raw and kube.wrong_type(raw, k, PARENT_REF_FIELDS[k], k) is None
+        }
+    )
     return ParentRef(
         group=group,
         kind=kind,
@@ -252,8 +266,8 @@ def parse_route_head(body: Mapping[str, Any]) -> RouteHead:
     parents = []
     for raw in kube.items(spec, "parentRefs"):
         ref = kube.mapping(raw)
-        messages.append(kube.wrong_type(ref, "sectionName", str, "parentRef sectionName"))
-        messages.append(kube.wrong_type(ref, "port", int, "parentRef port"))
+        for key, expected in PARENT_REF_FIELDS.items():
+            messages.append(kube.wrong_type(ref, key, expected, f"parentRef {key}"))
         parents.append(parse_parent_ref(ref, meta.namespace))
     problems = tuple(Problem(R_UNSUPPORTED_VALUE, m) for m in messages if m is not None)
     others = tuple(
