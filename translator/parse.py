@@ -88,7 +88,7 @@ def parse_inventory(bodies: Iterable[Mapping[str, Any]]) -> Inventory:
         found = [
             (kube.namespace_of(b), kube.name_of(b), b)
             for b in by_kind.get(kind, [])
-            if kube.group_of(b) == group
+            if kube.group_of(b) == group and _valid_identity(b)
         ]
         found.sort(key=lambda t: (t[0], t[1]))
         return [body for _, _, body in found]
@@ -448,3 +448,9 @@ def _is_ip(address: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _valid_identity(body: Mapping[str, Any]) -> bool:
+    """Names that no API server would store (not valid Unicode) are skipped, not translated."""
+    identity = (kube.namespace_of(body), kube.name_of(body))
+    return all(validate.text_problem(part, "name") is None for part in identity)
