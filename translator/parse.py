@@ -451,6 +451,9 @@ def _is_ip(address: object) -> bool:
 
 
 def _valid_identity(body: Mapping[str, Any]) -> bool:
-    """Names that no API server would store (not valid Unicode) are skipped, not translated."""
+    """Names no API server would store (a "/", invalid Unicode) are skipped, not translated.
+
+    Keys like "namespace/name" must identify one object: "a/b" in "c" would be c/a/b.
+    """
     identity = (kube.namespace_of(body), kube.name_of(body))
-    return all(validate.text_problem(part, "name") is None for part in identity)
+    return all("/" not in part and validate.text_problem(part, "name") is None for part in identity)

@@ -189,8 +189,12 @@ def expected_statuses(world: World, route_kinds: frozenset[str]) -> dict[tuple[s
         ours_class = key[0] == "GatewayClass" and key[2] in world.classes
         if ours_class or (key[0] in route_kinds and world.our_parent_refs(body, key[1])):
             expected[key] = body
-    # A name that is not valid Unicode cannot exist in an API server: the object is skipped.
-    return {key: body for key, body in expected.items() if all(map(_valid_text, key))}
+    # A name with a "/" or invalid Unicode cannot exist in an API server: the object is skipped.
+    return {
+        key: body
+        for key, body in expected.items()
+        if all(map(_valid_text, key)) and "/" not in key[1] + key[2]
+    }
 
 
 def _valid_text(text: str) -> bool:

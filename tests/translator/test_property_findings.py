@@ -166,7 +166,6 @@ def service(namespace: str, name: str, address: str) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="metadata names are not validated: 'a/b' keys collide")
 def test_names_with_a_slash_do_not_merge_two_services() -> None:
     """Service default/'a/b' and Service 'default/a'/b stay two backends, not one cluster."""
     objects = world()[:SERVICE] + service("default", "a/b", "10.0.0.1")
