@@ -153,7 +153,7 @@ def listener_states(gateway: Gateway) -> tuple[ListenerState, ...]:
     conflicts = _conflicts(tuple(ls for ls in gateway.listeners if not ls.problems))
     states = []
     for listener in gateway.listeners:
-        accepted = _accepted_problem(listener, names)
+        accepted = _accepted_problem(listener, names) or _unenforced_tls(gateway, listener)
         kinds, refs = _kinds(listener)
         states.append(
             ListenerState(
@@ -177,6 +177,18 @@ def _accepted_problem(listener: Listener, names: Counter[str]) -> Problem | None
     if listener.problems:
         return c.join_problems(listener.problems)
     return None
+
+
+def _unenforced_tls(gateway: Gateway, listener: Listener) -> Problem | None:
+    """Fail closed: a listener terminating TLS is not served while spec.tls is ignored.
+
+    Gateway spec.tls asks for client certificate validation (and backend client
+    certificates); serving TLS without it would silently accept clients it should refuse.
+    """
+    if not gateway.has_tls_settings or listener.tls is None or listener.tls.mode != "Terminate":
+        return None
+    message = "Gateway spec.tls (client certificate validation) is not supported yet"
+    return Problem(c.R_UNSUPPORTED_VALUE, message)
 
 
 def _conflicts(listeners: tuple[Listener, ...]) -> dict[str, Problem]:

@@ -104,6 +104,7 @@ class Gateway:
     class_name: str
     listeners: tuple[Listener, ...]
     has_addresses: bool
+    has_tls_settings: bool = False  # spec.tls (client certificate validation): not applied yet
 
 
 @dataclass(frozen=True, slots=True)

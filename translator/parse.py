@@ -150,6 +150,7 @@ def parse_gateway(body: Mapping[str, Any]) -> Gateway:
         class_name=kube.string(body, "spec", "gatewayClassName"),
         listeners=listeners,
         has_addresses=bool(kube.items(body, "spec", "addresses")),
+        has_tls_settings=bool(kube.field(body, "spec", "tls")),
     )
 
 
