@@ -85,11 +85,12 @@ def parse_inventory(bodies: Iterable[Mapping[str, Any]]) -> Inventory:
             by_kind.setdefault(kube.kind_of(body), []).append(body)
 
     def of(kind: str, group: str) -> list[Mapping[str, Any]]:
-        found = [
-            (kube.namespace_of(b), kube.name_of(b), b)
-            for b in by_kind.get(kind, [])
-            if kube.group_of(b) == group and _valid_identity(b)
-        ]
+        found = []
+        for body in by_kind.get(kind, []):
+            if kube.group_of(body) == group:
+                namespace, name = kube.namespace_of(body), kube.name_of(body)
+                if _valid_identity(namespace, name):
+                    found.append((namespace, name, body))
         found.sort(key=lambda t: (t[0], t[1]))
         return [body for _, _, body in found]
 
@@ -267,8 +268,10 @@ def parse_route_head(body: Mapping[str, Any]) -> RouteHead:
     parents = []
     for raw in kube.items(spec, "parentRefs"):
         ref = kube.mapping(raw)
-        for key, expected in PARENT_REF_FIELDS.items():
-            messages.append(kube.wrong_type(ref, key, expected, f"parentRef {key}"))
+        messages += (
+            kube.wrong_type(ref, key, PARENT_REF_FIELDS[key], f"parentRef {key}")
+            for key in ref.keys() & PARENT_REF_FIELDS.keys()  # only the fields present
+        )
         parents.append(parse_parent_ref(ref, meta.namespace))
     problems = tuple(Problem(R_UNSUPPORTED_VALUE, m) for m in messages if m is not None)
     others = tuple(
@@ -451,10 +454,13 @@ def _is_ip(address: object) -> bool:
     return True
 
 
-def _valid_identity(body: Mapping[str, Any]) -> bool:
+def _valid_identity(namespace: str, name: str) -> bool:
     """Names no API server would store (a "/", invalid Unicode) are skipped, not translated.
 
     Keys like "namespace/name" must identify one object: "a/b" in "c" would be c/a/b.
     """
-    identity = (kube.namespace_of(body), kube.name_of(body))
-    return all("/" not in part and validate.text_problem(part, "name") is None for part in identity)
+    if "/" in namespace or "/" in name:
+        return False
+    if namespace.isascii() and name.isascii():
+        return True
+    return all(validate.text_problem(part, "name") is None for part in (namespace, name))

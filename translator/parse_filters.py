@@ -83,6 +83,8 @@ def parse_rule_extras(
     backends: tuple[BackendRef, ...],
 ) -> RuleExtras:
     """Filters and timeouts of one rule; ``backends`` are its parsed backendRefs, in order."""
+    if not _has_extras(raw):  # most rules: no filters, no timeouts, nothing to parse
+        return RuleExtras(NO_FILTERS, None, backends, ())
     filters, problems = parse_filters(kube.items(raw, "filters"), namespace, on_backend=False)
     problems += rule_problems(filters, matches, bool(backends))
     with_filters = []
@@ -94,6 +96,12 @@ def parse_rule_extras(
     timeouts, timeout_problems = parse_timeouts(kube.field(raw, "timeouts"))
     problems += timeout_problems
     return RuleExtras(filters, timeouts, tuple(with_filters), tuple(problems))
+
+
+def _has_extras(raw: Mapping[str, Any]) -> bool:
+    if "filters" in raw or "timeouts" in raw:
+        return True
+    return any(isinstance(r, Mapping) and "filters" in r for r in kube.items(raw, "backendRefs"))
 
 
 def parse_filters(
