@@ -18,6 +18,7 @@ unless ``bugs=True``: the properties guard everything else meanwhile.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -374,7 +375,7 @@ SVC_A_SLICE = {"addressType": "IPv4", "ports": [{"name": "http", "port": 8080}]}
 def core(draw: Draw) -> list[Body]:
     gw = gateway(draw, metadata(draw(META), "default", "gw"))
     gw["spec"]["gatewayClassName"] = "ours"
-    gw["spec"]["listeners"] = [WEB_LISTENER, *gw["spec"]["listeners"]]
+    gw["spec"]["listeners"] = [dict(WEB_LISTENER), *gw["spec"]["listeners"]]
     svc = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -395,12 +396,12 @@ def core(draw: Draw) -> list[Body]:
         },
         gateway_class(metadata(draw(META), None, "ours")),
         gw,
-        {**svc, "spec": SVC_A},
+        {**svc, "spec": copy.deepcopy(SVC_A)},
         {
             "apiVersion": "discovery.k8s.io/v1",
             "kind": "EndpointSlice",
             "metadata": meta,
-            **SVC_A_SLICE,
+            **copy.deepcopy(SVC_A_SLICE),
             "endpoints": [{"addresses": ["10.0.0.1", draw(ADDRESS)]}],
         },
     ]

@@ -2,7 +2,7 @@
 
 Open bugs are strict xfails: when a fix lands, its test passes, strict xfail turns that into
 a failure, and the fix takes the xfail off (and the bug's mask off ``known_bugs.KNOWN_BUGS``).
-Fixed bugs stay as regression tests (most were fixed in d56fd0b and 5b015c1).
+Fixed bugs stay as regression tests (fixed in d56fd0b, 5b015c1, e97318c, 2547a6b, 1bd5bbf).
 The world is one Gateway default/gw (listener "web" on 8080 for a.example.com, listener
 "other" on 9090 for any host), Service default/svc-a with a ready endpoint, and one
 HTTPRoute default/r to it; each test changes one thing.
