@@ -107,11 +107,15 @@ def group_of(body: Body) -> str:
 
 
 def namespace_of(body: Body) -> str:
-    return string(body, "metadata", "namespace")
+    metadata = body.get("metadata")
+    value = metadata.get("namespace") if type(metadata) is dict else None
+    return value if type(value) is str else string(body, "metadata", "namespace")
 
 
 def name_of(body: Body) -> str:
-    return string(body, "metadata", "name")
+    metadata = body.get("metadata")
+    value = metadata.get("name") if type(metadata) is dict else None
+    return value if type(value) is str else string(body, "metadata", "name")
 
 
 def generation_of(body: Body) -> int:

@@ -126,11 +126,13 @@ def parse_inventory(bodies: Iterable[Mapping[str, Any]]) -> Inventory:
 
 def parse_meta(body: Mapping[str, Any]) -> Meta:
     metadata = kube.mapping(body.get("metadata"))
-    return Meta(
-        namespace=kube.string(metadata, "namespace"),
-        name=kube.string(metadata, "name"),
+    namespace, name = metadata.get("namespace"), metadata.get("name")
+    created = metadata.get("creationTimestamp")
+    return Meta(  # direct reads: this runs for every object (type checks as kube.string's)
+        namespace=namespace if isinstance(namespace, str) else "",
+        name=name if isinstance(name, str) else "",
         generation=kube.integer(metadata, "generation") or 0,
-        created=kube.string(metadata, "creationTimestamp"),
+        created=created if isinstance(created, str) else "",
     )
 
 
