@@ -25,6 +25,8 @@ from typing import Any
 import grpc
 import yaml
 
+from support.stack import service_objects
+
 __all__ = ["SERVICE", "GrpcEchoServer", "call", "grpc_backend_objects"]
 
 SERVICE = "echo.Echo"
@@ -89,26 +91,5 @@ def grpc_backend_objects(
         port: dict[str, Any] = {"name": "grpc", "port": 8080, "targetPort": server.port}
         if app_protocols and name in app_protocols:
             port["appProtocol"] = app_protocols[name]
-        docs.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": name, "namespace": "default"},
-                "spec": {"ports": [port]},
-            }
-        )
-        docs.append(
-            {
-                "apiVersion": "discovery.k8s.io/v1",
-                "kind": "EndpointSlice",
-                "metadata": {
-                    "name": f"{name}-1",
-                    "namespace": "default",
-                    "labels": {"kubernetes.io/service-name": name},
-                },
-                "addressType": "IPv4",
-                "ports": [{"name": "grpc", "port": server.port}],
-                "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
-            }
-        )
+        docs += service_objects(name, port, server.port)
     return yaml.safe_dump_all(docs)

@@ -81,32 +81,38 @@ class Stack:
         )
 
 
+def service_objects(
+    name: str, service_port: dict[str, Any], backend_port: int
+) -> list[dict[str, Any]]:
+    """A Service in "default" with one port, and the EndpointSlice of its 127.0.0.1 backend."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"ports": [service_port]},
+        },
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{name}-1",
+                "namespace": "default",
+                "labels": {"kubernetes.io/service-name": name},
+            },
+            "addressType": "IPv4",
+            "ports": [{"name": service_port["name"], "port": backend_port}],
+            "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+        },
+    ]
+
+
 def backend_objects(backends: Mapping[str, EchoBackend]) -> str:
     """Services and EndpointSlices of the running echo backends (port 80 -> their port)."""
     docs: list[dict[str, Any]] = []
     for name, backend in backends.items():
-        docs.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": name, "namespace": "default"},
-                "spec": {"ports": [{"name": "http", "port": 80, "targetPort": backend.port}]},
-            }
-        )
-        docs.append(
-            {
-                "apiVersion": "discovery.k8s.io/v1",
-                "kind": "EndpointSlice",
-                "metadata": {
-                    "name": f"{name}-1",
-                    "namespace": "default",
-                    "labels": {"kubernetes.io/service-name": name},
-                },
-                "addressType": "IPv4",
-                "ports": [{"name": "http", "port": backend.port}],
-                "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
-            }
-        )
+        port = {"name": "http", "port": 80, "targetPort": backend.port}
+        docs += service_objects(name, port, backend.port)
     return yaml.safe_dump_all(docs)
 
 
