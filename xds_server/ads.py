@@ -50,6 +50,7 @@ from translator.result import (
 )
 from xds_server import wire, xds_metrics
 from xds_server.cache import GatewaySnapshot, Resource, SnapshotCache, TypeSet
+from xds_server.clients import ClientView, Nack, TypeView
 
 log = structlog.get_logger(__name__)
 
@@ -76,15 +77,6 @@ class Stream(Protocol):
 
     async def send(self, data: bytes) -> None:
         """Write one serialized DiscoveryResponse."""
-
-
-@dataclass(frozen=True, slots=True)
-class Nack:
-    """The last response of a type a proxy rejected."""
-
-    version: str
-    message: str
-    at: float  # wall clock, seconds since the epoch
 
 
 @dataclass(slots=True)
@@ -346,6 +338,40 @@ def describe(state: StreamState) -> dict[str, Any]:
     }
 
 
+def _type_view(ts: TypeState) -> TypeView:
+    sent = ts.sent
+    return TypeView(
+        type_url=ts.type_url,
+        subscribed=ts.subscribed,
+        names=ts.names,
+        sent_version=ts.version,
+        sent=sent.by_name if sent is not None else {},
+        pending=ts.pending,
+        acked_version=ts.acked_version,
+        acked=ts.acked,
+        nack=ts.nack if ts.rejected is not None else None,
+        last_nack=ts.nack,
+    )
+
+
+def view(state: StreamState, stream_id: int = 0) -> ClientView:
+    """The stream as every reader outside this module sees it (``xds_server.clients``)."""
+    return ClientView(
+        stream_id=stream_id,
+        protocol="sotw",
+        node_id=state.node_id,
+        node_cluster=state.node_cluster,
+        gateway=state.gateway,
+        peer=state.peer,
+        connected_at=state.connected_at,
+        types={t: _type_view(state.types[t]) for t in TYPE_ORDER},
+    )
+
+
+def _rejecting(state: StreamState) -> bool:
+    return any(ts.rejected is not None for ts in state.types.values())
+
+
 def _waker(event: asyncio.Event) -> Callable[[], None]:
     """A thread-safe ``event.set`` for cache watches (set_snapshot may run on any thread)."""
     loop = asyncio.get_running_loop()
@@ -373,8 +399,13 @@ class _Conn:
 class AdsServer:
     """Serves SotW ADS streams from a SnapshotCache; keeps the registry of connected proxies."""
 
-    def __init__(self, cache: SnapshotCache) -> None:
+    def __init__(
+        self, cache: SnapshotCache, on_sync_change: Callable[[str | None], None] | None = None
+    ) -> None:
         self._cache = cache
+        # Called with the Gateway when one of its proxies starts or stops rejecting config,
+        # connects or disconnects (the Gateway status shows which proxies reject what).
+        self._on_sync_change = on_sync_change
         self._conns: dict[int, _Conn] = {}
         self._ids = itertools.count(1)
         self._closing = False
@@ -384,6 +415,17 @@ class AdsServer:
     def clients(self) -> list[dict[str, Any]]:
         """Every connected stream as JSON-able data (backs ``/api/clients``)."""
         return [describe(conn.state) for conn in list(self._conns.values())]
+
+    def views(self) -> list[ClientView]:
+        """Every connected stream as a ``ClientView``."""
+        return [view(conn.state, conn_id) for conn_id, conn in list(self._conns.items())]
+
+    def _sync_changed(self, gateway: str | None) -> None:
+        if self._on_sync_change is not None:
+            try:
+                self._on_sync_change(gateway)
+            except Exception:  # a reader's bug must not end the stream
+                log.exception("xds.sync_change_callback_failed", gateway=gateway)
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop serving: end every stream (status OK, proxies reconnect elsewhere) and wait."""
@@ -408,6 +450,7 @@ class AdsServer:
         watch = self._cache.watch(state.gateway, _waker(wake)) if state.gateway else None
         xds_metrics.CONNECTED_PROXIES.inc()
         log.info("xds.connect", node=state.node_id, gateway=state.gateway, peer=peer)
+        self._sync_changed(state.gateway)
         try:
             await self._write_loop(stream, state, wake, reader)
         finally:
@@ -421,6 +464,7 @@ class AdsServer:
             if not self._conns:
                 self._drained.set()
             log.info("xds.disconnect", node=state.node_id, gateway=state.gateway, peer=peer)
+            self._sync_changed(state.gateway)
 
     async def _write_loop(
         self, stream: Stream, state: StreamState, wake: asyncio.Event, reader: asyncio.Task[None]
@@ -439,7 +483,10 @@ class AdsServer:
             wake.set()
 
     def _handle(self, state: StreamState, req: Any) -> None:
+        was_rejecting = _rejecting(state)
         outcome = apply_request(state, req, time.monotonic(), time.time())
+        if outcome.kind == "nack" or (outcome.kind == "ack" and was_rejecting):
+            self._sync_changed(state.gateway)
         label = xds_metrics.type_label(outcome.type_url)
         if outcome.kind == "ack":
             xds_metrics.ACKS.labels(label).inc()
@@ -476,9 +523,11 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-def add_ads_to_server(server: Any, cache: SnapshotCache) -> AdsServer:
+def add_ads_to_server(
+    server: Any, cache: SnapshotCache, on_sync_change: Callable[[str | None], None] | None = None
+) -> AdsServer:
     """Register the ADS service on a ``grpc.aio.Server``; returns the AdsServer behind it."""
-    ads = AdsServer(cache)
+    ads = AdsServer(cache, on_sync_change)
 
     async def stream_aggregated_resources(requests: AsyncIterator[Any], context: Any) -> None:
         await ads.serve(_GrpcStream(requests, context), str(context.peer()))
