@@ -49,10 +49,10 @@ def resolve(ref: BackendRef, route_kind: str, route_namespace: str, inv: Invento
     if port is None:
         shown = f"{wanted} port" if wanted else "port"
         return _fail(c.R_BACKEND_NOT_FOUND, f"Service {target} has no {shown} {ref.port}")
-    endpoints = _endpoints(port.name, inv.slices.get(target, ()))
+    endpoints = ready_endpoints(port.name, inv.slices.get(target, ()))
     protocol = upstream_protocol(route_kind, port.app_protocol)
     name = names.cluster(ref.namespace, ref.name, ref.port, protocol)
-    return Resolved(Cluster(name, endpoints, protocol), None)
+    return Resolved(Cluster(name, endpoints, protocol, target, port.name), None)
 
 
 def upstream_protocol(route_kind: str, app_protocol: str | None) -> UpstreamProtocol:
@@ -85,7 +85,7 @@ def granted(inv: Inventory, route_kind: str, route_namespace: str, ref: BackendR
     return False
 
 
-def _endpoints(port_name: str, slices: tuple[EndpointSlice, ...]) -> tuple[Endpoint, ...]:
+def ready_endpoints(port_name: str, slices: tuple[EndpointSlice, ...]) -> tuple[Endpoint, ...]:
     """Ready endpoints of the slices' port named like the Service port, sorted."""
     found: set[Endpoint] = set()
     for slice_ in slices:

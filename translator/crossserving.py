@@ -14,7 +14,9 @@ hostname); two intersect when one covers the other. Only routes that would be ac
 so a route that lost never keeps a newer one out.
 
 ``lost_listeners`` runs once per translation, before any route is translated;
-``without_lost`` is applied to each route's attachment by ``translator.routeflow``.
+``without_lost`` is applied to each route's attachment by ``translator.routeflow``. Its two
+halves, ``route_claims`` and ``settle``, are what ``translator.crossserving_memo`` redoes
+route by route for the incremental translator.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class ClaimingRoute(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class _Claim:
+class Claim:
     created: str
     key: ObjectName
     kind: str
@@ -80,7 +82,7 @@ def lost_listeners(
     for where, group in claims.items():
         if len({claim.kind for claim in group}) < 2:
             continue
-        for loser, winner in _settle(group):
+        for loser, winner in settle(group):
             lost.setdefault((loser.kind, loser.key), {})[where] = winner.shown
     return dict(lost)
 
@@ -89,25 +91,36 @@ def _claims(
     routes: Iterable[ClaimingRoute],
     gateways: Mapping[ObjectName, GatewayState],
     namespaces: Mapping[str, Namespace],
-) -> dict[tuple[ObjectName, str], list[_Claim]]:
+) -> dict[tuple[ObjectName, str], list[Claim]]:
     """The hostnames each route that would be accepted serves, per listener."""
-    claims: dict[tuple[ObjectName, str], list[_Claim]] = {}
+    claims: dict[tuple[ObjectName, str], list[Claim]] = {}
     for route in routes:
-        if route.kind not in CROSS_KINDS or route.problems:
-            continue
-        if all(rule.problems for rule in route.rules):
-            continue
-        identity = RouteIdentity(route.kind, route.meta.namespace, route.hostnames)
-        for parent in attach(identity, route.parent_refs, gateways, namespaces):
-            for found in parent.attachments if parent.problem is None else ():
-                claim = _Claim(route.meta.created, route.meta.key, route.kind, found.hostnames)
-                claims.setdefault(_where(found), []).append(claim)
+        for where, claim in route_claims(route, gateways, namespaces):
+            claims.setdefault(where, []).append(claim)
     return claims
 
 
-def _settle(group: list[_Claim]) -> list[tuple[_Claim, _Claim]]:
+def route_claims(
+    route: ClaimingRoute,
+    gateways: Mapping[ObjectName, GatewayState],
+    namespaces: Mapping[str, Namespace],
+) -> list[tuple[tuple[ObjectName, str], Claim]]:
+    """The hostnames one route serves per listener, if it would be accepted (else none)."""
+    if route.kind not in CROSS_KINDS or route.problems:
+        return []
+    if all(rule.problems for rule in route.rules):
+        return []
+    identity = RouteIdentity(route.kind, route.meta.namespace, route.hostnames)
+    return [
+        (_where(found), Claim(route.meta.created, route.meta.key, route.kind, found.hostnames))
+        for parent in attach(identity, route.parent_refs, gateways, namespaces)
+        for found in (parent.attachments if parent.problem is None else ())
+    ]
+
+
+def settle(group: list[Claim]) -> list[tuple[Claim, Claim]]:
     """(loser, winner) pairs of one listener, deciding the claims oldest first."""
-    kept: dict[str, dict[str, _Claim]] = {}  # kind -> hostname -> first claim keeping it
+    kept: dict[str, dict[str, Claim]] = {}  # kind -> hostname -> first claim keeping it
     pairs = []
     for claim in sorted(group, key=lambda c: (c.created, c.key, c.kind)):
         others = [hosts for kind, hosts in kept.items() if kind != claim.kind]
@@ -121,7 +134,7 @@ def _settle(group: list[_Claim]) -> list[tuple[_Claim, _Claim]]:
     return pairs
 
 
-def _intersecting(claim: _Claim, kept: Mapping[str, _Claim]) -> _Claim | None:
+def _intersecting(claim: Claim, kept: Mapping[str, Claim]) -> Claim | None:
     """A kept claim with a hostname that covers one of ``claim``'s, or is covered by one."""
     for host in claim.hostnames:
         for pattern in hostnames.patterns_covering(host):

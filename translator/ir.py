@@ -32,6 +32,10 @@ class Cluster:
     name: str
     endpoints: tuple[Endpoint, ...]
     protocol: UpstreamProtocol = "http1"
+    # The Service ("namespace/name") and port name the endpoints are read from, so that an
+    # EndpointSlice change can refresh them alone (translator.cluster_table).
+    service: str = ""
+    port_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ def parse_inventory(bodies: Iterable[Mapping[str, Any]]) -> Inventory:
         for body in by_kind.get(kind, []):
             if kube.group_of(body) == group:
                 namespace, name = kube.namespace_of(body), kube.name_of(body)
-                if _valid_identity(namespace, name):
+                if valid_identity(namespace, name):
                     found.append((namespace, name, body))
         found.sort(key=lambda t: (t[0], t[1]))
         return [body for _, _, body in found]
@@ -456,7 +456,7 @@ def _is_ip(address: object) -> bool:
     return True
 
 
-def _valid_identity(namespace: str, name: str) -> bool:
+def valid_identity(namespace: str, name: str) -> bool:
     """Names no API server would store (a "/", invalid Unicode) are skipped, not translated.
 
     Keys like "namespace/name" must identify one object: "a/b" in "c" would be c/a/b.

@@ -69,16 +69,18 @@ def translate(
     # 6. Status of every object we own.
     attached = _attached_routes([*outcomes, *l4.outcomes])
     statuses: list[StatusEntry] = [
-        _entry("GatewayClass", gc.meta, gw.class_status(gc)) for gc in classes.values()
+        status_entry("GatewayClass", gc.meta, gw.class_status(gc)) for gc in classes.values()
     ]
-    statuses += [_entry("Gateway", s.gateway.meta, gw.gateway_status(s, attached)) for s in states]
     statuses += [
-        _entry("HTTPRoute", route.meta, outcome.status)
+        status_entry("Gateway", s.gateway.meta, gw.gateway_status(s, attached)) for s in states
+    ]
+    statuses += [
+        status_entry("HTTPRoute", route.meta, outcome.status)
         for route, outcome in zip(inv.http_routes, http_outcomes, strict=True)
         if outcome.status is not None
     ]
     statuses += [
-        _entry("GRPCRoute", route.meta, outcome.status)
+        status_entry("GRPCRoute", route.meta, outcome.status)
         for route, outcome in zip(inv.grpc_routes, grpc_outcomes, strict=True)
         if outcome.status is not None
     ]
@@ -92,18 +94,22 @@ def _clusters(outcomes: list[RouteOutcome]) -> dict[str, Cluster]:
 
 def _attached_routes(outcomes: list[RouteOutcome]) -> dict[tuple[str, str], int]:
     """Routes attached per (Gateway, listener name): each route counts once per listener."""
-    pairs = {
-        (e.listener.gateway, e.listener.listener.name, e.route.name.rsplit("/rule/", 1)[0])
-        for outcome in outcomes
-        for e in outcome.entries
-    }
+    pairs = {pair for outcome in outcomes for pair in attached_pairs(outcome)}
     counts: dict[tuple[str, str], int] = {}
     for gateway, listener, _route in pairs:
         counts[(gateway, listener)] = counts.get((gateway, listener), 0) + 1
     return counts
 
 
-def _entry(kind: str, meta: Meta, status: Mapping[str, Any]) -> StatusEntry:
+def attached_pairs(outcome: RouteOutcome) -> set[tuple[str, str, str]]:
+    """(Gateway, listener name, route) for every listener a route's outcome is attached to."""
+    return {
+        (e.listener.gateway, e.listener.listener.name, e.route.name.rsplit("/rule/", 1)[0])
+        for e in outcome.entries
+    }
+
+
+def status_entry(kind: str, meta: Meta, status: Mapping[str, Any]) -> StatusEntry:
     metadata = (
         {"namespace": meta.namespace, "name": meta.name} if meta.namespace else {"name": meta.name}
     )

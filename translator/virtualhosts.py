@@ -76,7 +76,7 @@ def owned_virtual_hosts(
         owner_ = owner(domain, listeners)
         if owner_ is None:
             continue
-        routes = _routes_for(domain, owner_, by_host)
+        routes = routes_for(domain, owner_, by_host)
         vhosts.append((owner_, VirtualHost(names.virtual_host(port, domain), (domain,), routes)))
     return vhosts
 
@@ -89,7 +89,7 @@ def owner(domain: str, listeners: list[ListenerState]) -> ListenerState | None:
     return min(matching, key=lambda ls: hostnames.specificity(ls.listener.hostname))
 
 
-def _routes_for(
+def routes_for(
     domain: str, owner: ListenerState, by_host: dict[tuple[str, str], list[RouteEntry]]
 ) -> tuple[Route, ...]:
     """The owner's routes for every hostname that covers ``domain``, in precedence order."""

@@ -8,6 +8,8 @@ others, as the Kubernetes API conventions require.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -79,3 +81,51 @@ def _stamp_list(
         moment = prior.get("lastTransitionTime", now) if same and prior is not None else now
         stamped.append({**condition, "lastTransitionTime": moment})
     return stamped
+
+
+class Stamper:
+    """``stamp`` translation after translation, redoing only the entries that changed.
+
+    The incremental translator hands back the very same entry objects (never mutated) for
+    objects whose status did not change, in the same positions; their stamped copies are
+    kept. The result equals ``stamp(entries, previous index, now)``, where the previous
+    index is the last result keyed by ``entry_key``.
+    """
+
+    def __init__(self) -> None:
+        self._given: Iterable[Mapping[str, Any]] | None = None
+        self._entries: list[Mapping[str, Any]] = []
+        self._stamped: list[dict[str, Any]] = []
+        self._index: dict[StatusKey, dict[str, Any]] = {}
+
+    def stamp(self, entries: Iterable[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        """Every entry stamped against the last call's result (a new list each time)."""
+        if entries is self._given:  # the very same statuses (an EndpointSlice-only change)
+            return list(self._stamped)
+        self._given = entries
+        given = list(entries)
+        changed = self._changed(given)
+        if changed is None:
+            result = stamp(given, self._index, now)
+            self._index = {entry_key(e): e for e in result}
+        else:
+            result = list(self._stamped)
+            for position, entry in zip(
+                changed, stamp((given[i] for i in changed), self._index, now), strict=True
+            ):
+                result[position] = entry
+            for position in changed:  # after stamping: an entry may have moved between keys
+                old = self._stamped[position]
+                if self._index.get(key := entry_key(old)) is old:
+                    del self._index[key]
+            self._index.update((entry_key(result[i]), result[i]) for i in changed)
+        self._entries, self._stamped = given, result
+        return result
+
+    def _changed(self, given: list[Mapping[str, Any]]) -> list[int] | None:
+        """Positions of entries that are not the very same objects; None: stamp them all."""
+        if len(given) != len(self._entries):
+            return None
+        flags = map(operator.is_not, given, self._entries)
+        changed = list(itertools.compress(range(len(given)), flags))
+        return changed if len(changed) <= len(given) // 4 else None
