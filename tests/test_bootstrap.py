@@ -22,6 +22,7 @@ from xds_server.bootstrap import (
     render_bootstrap,
     split_host_port,
 )
+from xds_server.cli import main
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "envoy" / "bootstrap-example.yaml"
 
@@ -147,6 +148,31 @@ def test_real_envoy_validates_bootstrap(tmp_path: Path, host: str, delta: bool) 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout + result.stderr
+
+
+def test_cli_delta_flag_selects_delta_ads_and_envoy_validates_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`xdsctl bootstrap --delta`: api_type DELTA_GRPC, the rest unchanged; Envoy accepts it."""
+    assert main(["bootstrap", "--gateway", "ns/gw", "--delta"]) == 0
+    delta_text = capsys.readouterr().out
+    assert main(["bootstrap", "--gateway", "ns/gw"]) == 0
+    sotw = yaml.safe_load(capsys.readouterr().out)
+    delta = yaml.safe_load(delta_text)
+    assert delta["dynamic_resources"]["ads_config"]["api_type"] == "DELTA_GRPC"
+    assert sotw["dynamic_resources"]["ads_config"]["api_type"] == "GRPC"
+    sotw["dynamic_resources"]["ads_config"]["api_type"] = "DELTA_GRPC"
+    assert delta == sotw
+    path = tmp_path / "delta.yaml"
+    path.write_text(delta_text)
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(path), "--log-level", "warning"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.e2e

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -51,6 +52,7 @@ from translator.result import (
 from xds_server import wire, xds_metrics
 from xds_server.cache import GatewaySnapshot, Resource, SnapshotCache, TypeSet
 from xds_server.clients import ClientView, Nack, TypeView
+from xds_server.streams import Stream, shared_names, waker
 
 log = structlog.get_logger(__name__)
 
@@ -67,16 +69,6 @@ def node_gateway(node: Any) -> str | None:
         if namespace and name and "/" not in name:
             return str(candidate)
     return None
-
-
-class Stream(Protocol):
-    """The two things the server does with a stream (go-control-plane's stream.Stream)."""
-
-    async def recv(self) -> Any:
-        """The next DiscoveryRequest, or None when the proxy closed its side."""
-
-    async def send(self, data: bytes) -> None:
-        """Write one serialized DiscoveryResponse."""
 
 
 @dataclass(slots=True)
@@ -142,7 +134,7 @@ class Outcome:
 
 def _set_clusters(state: StreamState, clusters: Iterable[Resource]) -> None:
     """Envoy has (or is warming) ``clusters``: EDS must cover their CLAs before it is sent."""
-    state.eds_needed = frozenset(r.eds_name for r in clusters if r.eds_name)
+    state.eds_needed = shared_names(r.eds_name for r in clusters if r.eds_name)
     _update_coverage(state)
 
 
@@ -162,13 +154,13 @@ def apply_request(state: StreamState, req: Any, now: float, wall: float) -> Outc
     if ts is None:
         return Outcome("unknown_type", req.type_url)
     if not req.response_nonce:  # initial request, or a re-subscription: always answered
-        ts.subscribed, ts.names, ts.answer = True, frozenset(req.resource_names), True
+        ts.subscribed, ts.names, ts.answer = True, shared_names(req.resource_names), True
         ts.client_version, ts.pending = req.version_info, False
         _update_coverage(state)
         return Outcome("initial", ts.type_url, req.version_info)
     if req.response_nonce != ts.nonce:
         return Outcome("stale", ts.type_url, req.version_info)
-    ts.names = frozenset(req.resource_names)
+    ts.names = shared_names(req.resource_names)
     _update_coverage(state)
     if not ts.pending:
         return Outcome("update", ts.type_url, ts.version)
@@ -300,12 +292,33 @@ def record_sent(state: StreamState, response: Response, now: float) -> str:
     return nonce
 
 
-def encode_response(response: Response, nonce: str) -> bytes:
-    """The serialized DiscoveryResponse (shared resource bytes, concatenated)."""
-    sent = response.resources
-    return wire.discovery_response(
-        sent.version, (r.chunk for r in sent.resources), response.type_url, nonce
+# Bodies of recent responses (every field but the nonce and control plane), by TypeSet: a
+# fan-out sends one TypeSet to every stream of a Gateway and joins its chunks once.
+_BODIES: dict[int, tuple[TypeSet, str, bytes]] = {}
+_BODIES_KEPT = 16
+
+
+def _body(sent: TypeSet, type_url: str) -> bytes:
+    entry = _BODIES.get(id(sent))
+    if entry is not None and entry[0] is sent and entry[1] == type_url:
+        return entry[2]
+    body = wire.discovery_response(
+        sent.version, (r.chunk for r in sent.resources), type_url, "", control_plane=b""
     )
+    if len(_BODIES) >= _BODIES_KEPT:
+        del _BODIES[next(iter(_BODIES))]  # the oldest
+    _BODIES[id(sent)] = (sent, type_url, body)
+    return body
+
+
+def encode_response(response: Response, nonce: str) -> bytes:
+    """The serialized DiscoveryResponse (shared resource bytes, concatenated).
+
+    Fields stay in field-number order (nonce 5 and control plane 6 come last), so the bytes
+    equal ``DiscoveryResponse.SerializeToString()``.
+    """
+    body = _body(response.resources, response.type_url)
+    return b"".join((body, wire.string_field(5, nonce), wire.CONTROL_PLANE_FIELD))
 
 
 def _iso(epoch: float) -> str:
@@ -372,28 +385,30 @@ def _rejecting(state: StreamState) -> bool:
     return any(ts.rejected is not None for ts in state.types.values())
 
 
-def _waker(event: asyncio.Event) -> Callable[[], None]:
-    """A thread-safe ``event.set`` for cache watches (set_snapshot may run on any thread)."""
-    loop = asyncio.get_running_loop()
+@functools.cache
+def _labelled_child(metric: Any, label: str) -> Any:
+    return metric.labels(label)
 
-    def wake() -> None:
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            event.set()
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to wake
-                loop.call_soon_threadsafe(event.set)
 
-    return wake
+def _labelled(metric: Any, type_url: str) -> Any:
+    """``metric.labels(type)``, looked up once per metric and type (it runs per message)."""
+    return _labelled_child(metric, xds_metrics.type_label(type_url))
 
 
 @dataclass(slots=True)
 class _Conn:
     state: StreamState
     wake: asyncio.Event
+
+
+class StreamRegistry(Protocol):
+    """Another server's streams listed with ours (the delta server, ``xds_server.delta``)."""
+
+    def clients(self) -> list[dict[str, Any]]: ...
+
+    def views(self) -> list[ClientView]: ...
+
+    async def close(self, grace: float = 5.0) -> None: ...
 
 
 class AdsServer:
@@ -411,14 +426,21 @@ class AdsServer:
         self._closing = False
         self._drained = asyncio.Event()
         self._drained.set()
+        self._others: list[StreamRegistry] = []
+
+    def include(self, other: StreamRegistry) -> None:
+        """List ``other``'s streams with ours and close them with ours (delta ADS)."""
+        self._others.append(other)
 
     def clients(self) -> list[dict[str, Any]]:
-        """Every connected stream as JSON-able data (backs ``/api/clients``)."""
-        return [describe(conn.state) for conn in list(self._conns.values())]
+        """Every connected stream, SotW and delta, as JSON-able data (backs ``/api/clients``)."""
+        own = [describe(conn.state) for conn in list(self._conns.values())]
+        return own + [entry for other in self._others for entry in other.clients()]
 
     def views(self) -> list[ClientView]:
-        """Every connected stream as a ``ClientView``."""
-        return [view(conn.state, conn_id) for conn_id, conn in list(self._conns.items())]
+        """Every connected stream, SotW and delta, as a ``ClientView``."""
+        own = [view(conn.state, conn_id) for conn_id, conn in list(self._conns.items())]
+        return own + [v for other in self._others for v in other.views()]
 
     def _sync_changed(self, gateway: str | None) -> None:
         if self._on_sync_change is not None:
@@ -432,8 +454,9 @@ class AdsServer:
         self._closing = True
         for conn in list(self._conns.values()):
             conn.wake.set()
+        others = [other.close(grace) for other in self._others]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drained.wait(), grace)
+            await asyncio.gather(asyncio.wait_for(self._drained.wait(), grace), *others)
 
     async def serve(self, stream: Stream, peer: str = "") -> None:
         """Run one ADS stream until the proxy or the server ends it."""
@@ -445,9 +468,10 @@ class AdsServer:
         self._conns[conn_id] = _Conn(state, wake)
         self._drained.clear()
         self._handle(state, first)
+        del first  # parsed requests are large (one name per resource): keep none while idle
         reader = asyncio.create_task(self._read(stream, state, wake))
         reader.add_done_callback(lambda _task: wake.set())
-        watch = self._cache.watch(state.gateway, _waker(wake)) if state.gateway else None
+        watch = self._cache.watch(state.gateway, waker(wake)) if state.gateway else None
         xds_metrics.CONNECTED_PROXIES.inc()
         log.info("xds.connect", node=state.node_id, gateway=state.gateway, peer=peer)
         self._sync_changed(state.gateway)
@@ -473,13 +497,14 @@ class AdsServer:
             wake.clear()
             while (response := next_response(state, self._cache.get(state.gateway))) is not None:
                 nonce = record_sent(state, response, time.monotonic())
-                xds_metrics.RESPONSES_SENT.labels(xds_metrics.type_label(response.type_url)).inc()
+                _labelled(xds_metrics.RESPONSES_SENT, response.type_url).inc()
                 await stream.send(encode_response(response, nonce))
             await wake.wait()
 
     async def _read(self, stream: Stream, state: StreamState, wake: asyncio.Event) -> None:
         while (req := await stream.recv()) is not None:
             self._handle(state, req)
+            req = None  # not kept alive while waiting for the next one
             wake.set()
 
     def _handle(self, state: StreamState, req: Any) -> None:
@@ -487,12 +512,11 @@ class AdsServer:
         outcome = apply_request(state, req, time.monotonic(), time.time())
         if outcome.kind == "nack" or (outcome.kind == "ack" and was_rejecting):
             self._sync_changed(state.gateway)
-        label = xds_metrics.type_label(outcome.type_url)
         if outcome.kind == "ack":
-            xds_metrics.ACKS.labels(label).inc()
-            xds_metrics.PUSH_TO_ACK_SECONDS.labels(label).observe(outcome.latency)
+            _labelled(xds_metrics.ACKS, outcome.type_url).inc()
+            _labelled(xds_metrics.PUSH_TO_ACK_SECONDS, outcome.type_url).observe(outcome.latency)
         elif outcome.kind == "nack":
-            xds_metrics.NACKS.labels(label).inc()
+            _labelled(xds_metrics.NACKS, outcome.type_url).inc()
             log.warning(
                 "xds.nack",
                 node=state.node_id,
@@ -513,7 +537,10 @@ class _GrpcStream:
         self._context = context
 
     async def recv(self) -> Any:
-        return await anext(self._requests, None)
+        # context.read(), not the request iterator: grpc's iterator holds on to the last
+        # request while it waits for the next (tens of KB per idle stream for large configs).
+        request = await self._context.read()
+        return None if request is grpc.aio.EOF else request
 
     async def send(self, data: bytes) -> None:
         await self._context.write(data)
@@ -526,14 +553,21 @@ def _identity(data: bytes) -> bytes:
 def add_ads_to_server(
     server: Any, cache: SnapshotCache, on_sync_change: Callable[[str | None], None] | None = None
 ) -> AdsServer:
-    """Register the ADS service on a ``grpc.aio.Server``; returns the AdsServer behind it."""
+    """Register ADS (SotW and delta) on a ``grpc.aio.Server``; returns the AdsServer behind it.
+
+    The AdsServer lists and closes the delta streams with its own.
+    """
+    from xds_server.delta import DeltaServer  # delta imports this module: import it late
+
     ads = AdsServer(cache, on_sync_change)
+    delta = DeltaServer(cache, on_sync_change, ids=ads._ids)  # one stream id space
+    ads.include(delta)
 
     async def stream_aggregated_resources(requests: AsyncIterator[Any], context: Any) -> None:
         await ads.serve(_GrpcStream(requests, context), str(context.peer()))
 
-    async def delta_aggregated_resources(_requests: AsyncIterator[Any], context: Any) -> None:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "delta xDS is not implemented yet")
+    async def delta_aggregated_resources(requests: AsyncIterator[Any], context: Any) -> None:
+        await delta.serve(_GrpcStream(requests, context), str(context.peer()))
 
     handler = grpc.method_handlers_generic_handler(
         SERVICE,

@@ -136,8 +136,11 @@ def gateway_objects(port: int) -> str:
         """
 
 
-def start_stack(workdir: Path) -> Stack:
-    """Start backends, control plane and Envoy; the caller must ``stop_stack`` it."""
+def start_stack(workdir: Path, *, delta: bool = False) -> Stack:
+    """Start backends, control plane and Envoy; the caller must ``stop_stack`` it.
+
+    ``delta``: Envoy's bootstrap uses delta ADS (``DELTA_GRPC``) instead of SotW.
+    """
     config_dir = workdir / "config"
     config_dir.mkdir()
     echoes = EchoBackends()
@@ -146,7 +149,7 @@ def start_stack(workdir: Path) -> Stack:
     (config_dir / "backends.yaml").write_text(backend_objects(backends))
     (config_dir / "gateway.yaml").write_text(textwrap.dedent(gateway_objects(listener_port)))
     plane = ControlPlaneProcess(config_dir, workdir, xds_port=free_port(), admin_port=free_port())
-    bootstrap = render_bootstrap(GATEWAY, "127.0.0.1", plane.xds_port, admin_port=0)
+    bootstrap = render_bootstrap(GATEWAY, "127.0.0.1", plane.xds_port, admin_port=0, delta=delta)
     envoy = EnvoyProcess(bootstrap, workdir, log_level="warning")
     stack = Stack(config_dir, listener_port, backends, echoes, plane, envoy)
     try:

@@ -9,7 +9,6 @@ from dataclasses import replace
 import grpc
 import pytest
 from envoy.config.core.v3 import base_pb2
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 from test_ads_support import (
@@ -262,22 +261,6 @@ def test_a_reconnecting_proxy_is_not_sent_what_it_has() -> None:
             await proxy.expect_nothing()
             restarted.set_snapshot({"ns/gw": gateway(endpoint_port=1)})
             assert (await proxy.recv()).type_url == EDS
-
-    run(scenario)
-
-
-def test_delta_ads_is_unimplemented() -> None:
-    """DeltaAggregatedResources answers UNIMPLEMENTED for now."""
-
-    async def scenario() -> None:
-        async with ads_server(SnapshotCache()) as (target, _ads):
-            channel = grpc.aio.insecure_channel(target)
-            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-            call = stub.DeltaAggregatedResources(iter([discovery_pb2.DeltaDiscoveryRequest()]))
-            with pytest.raises(grpc.aio.AioRpcError) as error:
-                await asyncio.wait_for(call.read(), DEADLINE)
-            assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
-            await channel.close()
 
     run(scenario)
 
