@@ -5,7 +5,8 @@
 ``/metrics``  Prometheus text format.
 ``/api/status``       every Gateway API object's status (as `xdsctl translate` prints it).
 ``/api/config_dump``  translated resources per Gateway (``?gateway=ns/name`` for one).
-``/api/clients``      connected proxies: node, Gateway, per type sent/ACKed/NACKed.
+``/api/clients``      connected proxies: node, Gateway, per type sent/ACKed/NACKed and whether
+                      in sync with what we serve (``xds_server.client_report``).
 ``/api/errors``       inputs the provider could not load (bad YAML, objects without a name).
 
 Read-only: nothing here changes the control plane's state.
@@ -21,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from translator.render import result_json
 from xds_server import httpd
+from xds_server.client_report import clients_json
 
 if TYPE_CHECKING:
     from xds_server.app import ControlPlane
@@ -54,7 +56,7 @@ def _api(plane: ControlPlane, name: str, request: httpd.Request) -> httpd.Respon
     views: dict[str, Callable[[], Any]] = {
         "status": lambda: plane.statuses,
         "errors": lambda: [e.as_json() for e in plane.load_errors],
-        "clients": lambda: plane.ads.clients() if plane.ads else [],
+        "clients": lambda: clients_json(plane.client_views(), plane.cache.get),
     }
     if name in views:
         return httpd.Response.json(views[name](), indent=2)

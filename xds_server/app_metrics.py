@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from translator.result import TYPE_KEYS
+
 TRANSLATION_SECONDS = Histogram(
     "gateway_xds_translation_seconds",
     "Time to translate one snapshot of Gateway API objects",
@@ -22,3 +24,10 @@ LOAD_ERRORS = Gauge(
 SNAPSHOT_VERSION = Gauge(
     "gateway_xds_snapshot_version", "Version of the newest translated provider snapshot"
 )
+REJECTING_PROXIES = Gauge(
+    "gateway_xds_proxies_rejecting",
+    "Connected proxies whose last response of a type was rejected (NACK, no ACK since), by type.",
+    ["type"],
+)
+for _label in TYPE_KEYS.values():  # every type exported from the start, at 0
+    REJECTING_PROXIES.labels(_label)

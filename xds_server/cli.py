@@ -1,4 +1,4 @@
-"""`xdsctl`: the one entry point (serve, bootstrap, translate, echo, demo).
+"""`xdsctl`: the one entry point (serve, bootstrap, translate, proxy-status, config-dump, ...).
 
 Each subcommand parses its flags here and calls the module that does the work; this module
 holds no logic of its own beyond turning results into output and exit codes.
@@ -80,6 +80,17 @@ def _parser() -> argparse.ArgumentParser:
         "--privileged-port-offset", type=_port_offset, default=DEFAULT_PORT_OFFSET, metavar="N"
     )
     tr.set_defaults(run=_translate)
+
+    status = sub.add_parser("proxy-status", help="connected proxies and their sync, per type")
+    status.add_argument("--admin-address", default=DEFAULT_ADMIN, help="the server's admin API")
+    status.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    status.set_defaults(run=_proxy_status)
+
+    dump = sub.add_parser("config-dump", help="a running server's config for one Gateway")
+    dump.add_argument("--gateway", required=True, help="NAMESPACE/NAME of the Gateway")
+    dump.add_argument("--admin-address", default=DEFAULT_ADMIN, help="the server's admin API")
+    dump.add_argument("-o", "--output", choices=("json", "yaml"), default="json")
+    dump.set_defaults(run=_config_dump)
 
     echo = sub.add_parser("echo", help="run an HTTP echo backend (demo and tests)")
     echo.add_argument("--host", default="127.0.0.1")
@@ -166,6 +177,60 @@ def _translate(args: argparse.Namespace) -> int:
     for error in snapshot.errors:
         print(f"xdsctl translate: {error.source}: {error.message}", file=sys.stderr)
     return 1 if snapshot.errors else 0
+
+
+def _print_data(data: object, output: str) -> None:
+    if output == "yaml":
+        sys.stdout.write(yaml.dump(data, Dumper=yaml.CSafeDumper, sort_keys=False))
+    else:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _proxy_status(args: argparse.Namespace) -> int:
+    from xds_server.admin_client import AdminError, get_json
+    from xds_server.proxy_table import render
+
+    try:
+        answer = get_json(args.admin_address, "/api/clients")
+    except AdminError as error:
+        print(f"xdsctl proxy-status: {error}", file=sys.stderr)
+        return 1
+    if answer.status != 200 or not isinstance(answer.body, list):
+        print(f"xdsctl proxy-status: the server answered {answer.status}", file=sys.stderr)
+        return 1
+    if args.output == "json":
+        _print_data(answer.body, "json")
+    else:
+        sys.stdout.write(render(answer.body))
+    return 0
+
+
+def _config_dump(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    from xds_server.admin_client import AdminError, get_json
+
+    namespace, slash, name = args.gateway.partition("/")
+    if not (namespace and slash and name) or "/" in name:
+        print(
+            f"xdsctl config-dump: --gateway must be NAMESPACE/NAME, got {args.gateway!r}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        answer = get_json(args.admin_address, "/api/config_dump?gateway=" + quote(args.gateway))
+    except AdminError as error:
+        print(f"xdsctl config-dump: {error}", file=sys.stderr)
+        return 1
+    if answer.status == 404:
+        print(f"xdsctl config-dump: the server has no Gateway {args.gateway}", file=sys.stderr)
+        return 1
+    if answer.status != 200:
+        reason = answer.body.get("error") if isinstance(answer.body, dict) else answer.body
+        print(f"xdsctl config-dump: the server answered {answer.status}: {reason}", file=sys.stderr)
+        return 1
+    _print_data(answer.body, args.output)
+    return 0
 
 
 def _echo(args: argparse.Namespace) -> int:
