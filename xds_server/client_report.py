@@ -5,7 +5,7 @@ returns. One entry per stream (SotW or delta), sorted by Gateway and node id::
 
     {"node": {"id", "cluster"}, "gateway", "protocol", "peer", "connected_since",
      "types": {"clusters" | "endpoints" | "secrets" | "listeners" | "routes": {
-         "status": "SYNCED" | "STALE" | "NACKED" | "NOT SENT",
+         "status": "SYNCED" | "STALE" | "NACKED" | "NOT SENT" | "IGNORED",
          "in_sync": bool,            # ACKed == what we serve this proxy now
          "subscribed", "resource_names", "sent_version", "pending", "acked_version",
          "current_version",          # content version of what we serve this proxy now

@@ -11,7 +11,8 @@ Who calls it: ``xds_server.cli`` with the JSON it fetched from a running server'
 
 A type is SYNCED (the proxy ACKed what we serve it now), STALE (it has something else, or a
 response awaits its ACK: "STALE (pending)"), NACKED (it rejected the last response of that
-type; the error list says why) or NOT SENT (nothing of that type was sent to it).
+type; the error list says why), NOT SENT (nothing of that type was sent to it) or IGNORED
+(it never subscribed to that type).
 """
 
 from __future__ import annotations

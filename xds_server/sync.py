@@ -20,9 +20,11 @@ Resource states (the names of CSDS's ``ConfigStatus``):
                response's resources (it does for listeners and clusters) only those are
                ERROR; the others of that response are STALE (not confirmed).
 
-A type's state for tables: ``NACKED`` while a rejection stands, ``NOT SENT`` when nothing of
-that type was ever sent, else ``SYNCED`` when the version the proxy ACKed is the version of
-what we serve it (versions are content hashes), else ``STALE``.
+A type's state for tables: ``NACKED`` while a rejection stands, ``IGNORED`` when the proxy
+never subscribed to it (SDS of a Gateway without TLS; RDS before listeners), ``NOT SENT``
+when it subscribed and nothing of that type was sent yet, else ``SYNCED`` when the version
+the proxy ACKed is the version of what we serve it (versions are content hashes), else
+``STALE``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from xds_server.cache import GatewaySnapshot, Resource
 from xds_server.clients import ClientView, Nack, TypeView
 
 ResourceState = Literal["SYNCED", "STALE", "NOT_SENT", "ERROR"]
-TypeState = Literal["SYNCED", "STALE", "NACKED", "NOT SENT"]
+TypeState = Literal["SYNCED", "STALE", "NACKED", "NOT SENT", "IGNORED"]
 
 _WILDCARD_TYPES = frozenset({CLUSTER_TYPE, LISTENER_TYPE})
 # A mention of a name in Envoy's message must not be part of a longer name: no name character
@@ -170,7 +172,7 @@ def type_sync(view: TypeView, snapshot: GatewaySnapshot | None) -> TypeSync:
     if view.nack is not None:
         state = "NACKED"
     elif not (view.sent_version or view.pending or view.sent or view.acked):
-        state = "NOT SENT"
+        state = "NOT SENT" if view.subscribed else "IGNORED"
     else:
         state = "SYNCED" if in_sync else "STALE"
     rejected: tuple[str, ...] = ()

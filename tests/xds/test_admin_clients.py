@@ -121,7 +121,7 @@ def test_a_nack_shows_in_clients_status_and_metrics_until_a_good_version(tmp_pat
                 True,
                 None,
             )
-            assert client["types"]["routes"]["status"] == "NOT SENT"
+            assert client["types"]["routes"]["status"] == "IGNORED"  # no RDS subscription
 
             plane.apply(load_paths([moved_gateway(tmp_path)]))  # a version Envoy accepts
             fixed = await proxy.recv()

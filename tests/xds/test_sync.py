@@ -218,14 +218,14 @@ def test_views_of_the_real_state_machine() -> None:
     }
     assert (syncs[LDS].state, syncs[LDS].rejected) == ("NACKED", ("l2",))
     assert (syncs[CDS].state, syncs[EDS].state) == ("SYNCED", "SYNCED")
-    assert syncs[SDS].state == "NOT SENT"
+    assert syncs[SDS].state == "IGNORED"  # never subscribed
 
 
 def test_client_view_types_cover_every_type() -> None:
-    """client_sync answers every type the view has (a node without a Gateway: NOT SENT)."""
+    """client_sync answers every type the view has (nothing subscribed yet: IGNORED)."""
     state = ads.new_stream_state(base_pb2.Node(id="x"))
     client: ClientView = ads.view(state)
-    assert {t.state for t in client_sync(client, None).values()} == {"NOT SENT"}
+    assert {t.state for t in client_sync(client, None).values()} == {"IGNORED"}
 
 
 @pytest.mark.parametrize(

@@ -97,7 +97,7 @@ def test_proxy_status_shows_a_rejected_listener(plane: ControlPlaneProcess) -> N
     assert "sotw" in row
     assert row.count("SYNCED") == 2  # clusters and endpoints
     assert "NACKED" in row
-    assert "NOT SENT" in row  # routes and secrets
+    assert "IGNORED" in row  # routes and secrets: never subscribed
     assert "Last errors (NACKs):" in table
     assert "cli-proxy (default/demo) listeners version" in table
     assert "cannot bind '0.0.0.0:8080': in use" in table
