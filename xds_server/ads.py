@@ -19,25 +19,21 @@ were added or changed) → LDS (after the CDS ACK) → RDS → CDS again with ex
 target's clusters. Each type has at most one response awaiting its ACK/NACK; what waits is
 recomputed from the newest snapshot, never queued.
 
-This module must not encode resources (the cache did, once), translate, or block the event
-loop; the state functions do no I/O and read no clock (callers pass the time), so they are
+The registry and the serving loop (read, watch the cache, write what is due) are
+``xds_server.stream_server``'s, shared with delta ADS; ``AdsServer`` plugs in the functions
+above. This module must not encode resources (the cache did, once), translate, or block the
+event loop; the state functions do no I/O and read no clock (callers pass the time), so they are
 tested without sockets through the two-method ``Stream`` interface.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import itertools
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import grpc
-import structlog
 from envoy.service.discovery.v3 import discovery_pb2
 
 from translator.result import (
@@ -49,12 +45,17 @@ from translator.result import (
     TYPE_KEYS,
     TYPE_ORDER,
 )
-from xds_server import wire, xds_metrics
+from xds_server import wire
 from xds_server.cache import GatewaySnapshot, Resource, SnapshotCache, TypeSet
 from xds_server.clients import ClientView, Nack, TypeView
-from xds_server.streams import Stream, shared_names, waker
-
-log = structlog.get_logger(__name__)
+from xds_server.stream_server import (
+    StateMachine,
+    StreamServer,
+    client_view,
+    describe_nack,
+    describe_stream,
+)
+from xds_server.streams import shared_names
 
 SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 _WILDCARD_TYPES = frozenset({CLUSTER_TYPE, LISTENER_TYPE})
@@ -321,12 +322,7 @@ def encode_response(response: Response, nonce: str) -> bytes:
     return b"".join((body, wire.string_field(5, nonce), wire.CONTROL_PLANE_FIELD))
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
 def _describe_type(ts: TypeState) -> dict[str, Any]:
-    nack = ts.nack
     return {
         "subscribed": ts.subscribed,
         "resource_names": sorted(ts.names),
@@ -334,21 +330,15 @@ def _describe_type(ts: TypeState) -> dict[str, Any]:
         "sent_nonce": ts.nonce,
         "pending": ts.pending,
         "acked_version": ts.acked_version,
-        "nack": None
-        if nack is None
-        else {"version": nack.version, "message": nack.message, "at": _iso(nack.at)},
+        "nack": describe_nack(ts.nack),
     }
 
 
 def describe(state: StreamState) -> dict[str, Any]:
     """One stream as JSON-able data (an entry of ``/api/clients``); types keyed as TYPE_KEYS."""
-    return {
-        "node": {"id": state.node_id, "cluster": state.node_cluster},
-        "gateway": state.gateway,
-        "peer": state.peer,
-        "connected_since": _iso(state.connected_at),
-        "types": {TYPE_KEYS[t]: _describe_type(state.types[t]) for t in TYPE_ORDER},
-    }
+    return describe_stream(
+        state, {TYPE_KEYS[t]: _describe_type(state.types[t]) for t in TYPE_ORDER}
+    )
 
 
 def _type_view(ts: TypeState) -> TypeView:
@@ -369,36 +359,12 @@ def _type_view(ts: TypeState) -> TypeView:
 
 def view(state: StreamState, stream_id: int = 0) -> ClientView:
     """The stream as every reader outside this module sees it (``xds_server.clients``)."""
-    return ClientView(
-        stream_id=stream_id,
-        protocol="sotw",
-        node_id=state.node_id,
-        node_cluster=state.node_cluster,
-        gateway=state.gateway,
-        peer=state.peer,
-        connected_at=state.connected_at,
-        types={t: _type_view(state.types[t]) for t in TYPE_ORDER},
-    )
+    types = {t: _type_view(state.types[t]) for t in TYPE_ORDER}
+    return client_view(state, stream_id, "sotw", types)
 
 
 def _rejecting(state: StreamState) -> bool:
     return any(ts.rejected is not None for ts in state.types.values())
-
-
-@functools.cache
-def _labelled_child(metric: Any, label: str) -> Any:
-    return metric.labels(label)
-
-
-def _labelled(metric: Any, type_url: str) -> Any:
-    """``metric.labels(type)``, looked up once per metric and type (it runs per message)."""
-    return _labelled_child(metric, xds_metrics.type_label(type_url))
-
-
-@dataclass(slots=True)
-class _Conn:
-    state: StreamState
-    wake: asyncio.Event
 
 
 class StreamRegistry(Protocol):
@@ -411,21 +377,29 @@ class StreamRegistry(Protocol):
     async def close(self, grace: float = 5.0) -> None: ...
 
 
-class AdsServer:
-    """Serves SotW ADS streams from a SnapshotCache; keeps the registry of connected proxies."""
+SOTW = StateMachine(
+    new_stream_state,
+    apply_request,
+    _rejecting,
+    next_response,
+    record_sent,
+    encode_response,
+    describe,
+    view,
+)
+
+
+class AdsServer(StreamServer[StreamState, Response]):
+    """Serves SotW ADS streams from a SnapshotCache; keeps the registry of connected proxies.
+
+    The serving loop and registry are ``StreamServer``'s; this class plugs in the SotW state
+    machine above and lists (and closes) the streams of ``include``d servers with its own.
+    """
 
     def __init__(
         self, cache: SnapshotCache, on_sync_change: Callable[[str | None], None] | None = None
     ) -> None:
-        self._cache = cache
-        # Called with the Gateway when one of its proxies starts or stops rejecting config,
-        # connects or disconnects (the Gateway status shows which proxies reject what).
-        self._on_sync_change = on_sync_change
-        self._conns: dict[int, _Conn] = {}
-        self._ids = itertools.count(1)
-        self._closing = False
-        self._drained = asyncio.Event()
-        self._drained.set()
+        super().__init__(SOTW, cache, on_sync_change)
         self._others: list[StreamRegistry] = []
 
     def include(self, other: StreamRegistry) -> None:
@@ -434,99 +408,16 @@ class AdsServer:
 
     def clients(self) -> list[dict[str, Any]]:
         """Every connected stream, SotW and delta, as JSON-able data (backs ``/api/clients``)."""
-        own = [describe(conn.state) for conn in list(self._conns.values())]
-        return own + [entry for other in self._others for entry in other.clients()]
+        return super().clients() + [entry for other in self._others for entry in other.clients()]
 
     def views(self) -> list[ClientView]:
         """Every connected stream, SotW and delta, as a ``ClientView``."""
-        own = [view(conn.state, conn_id) for conn_id, conn in list(self._conns.items())]
-        return own + [v for other in self._others for v in other.views()]
-
-    def _sync_changed(self, gateway: str | None) -> None:
-        if self._on_sync_change is not None:
-            try:
-                self._on_sync_change(gateway)
-            except Exception:  # a reader's bug must not end the stream
-                log.exception("xds.sync_change_callback_failed", gateway=gateway)
+        return super().views() + [v for other in self._others for v in other.views()]
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop serving: end every stream (status OK, proxies reconnect elsewhere) and wait."""
-        self._closing = True
-        for conn in list(self._conns.values()):
-            conn.wake.set()
         others = [other.close(grace) for other in self._others]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.gather(asyncio.wait_for(self._drained.wait(), grace), *others)
-
-    async def serve(self, stream: Stream, peer: str = "") -> None:
-        """Run one ADS stream until the proxy or the server ends it."""
-        first = await stream.recv()
-        if first is None or self._closing:
-            return
-        state = new_stream_state(first.node, peer, time.time())
-        conn_id, wake = next(self._ids), asyncio.Event()
-        self._conns[conn_id] = _Conn(state, wake)
-        self._drained.clear()
-        self._handle(state, first)
-        del first  # parsed requests are large (one name per resource): keep none while idle
-        reader = asyncio.create_task(self._read(stream, state, wake))
-        reader.add_done_callback(lambda _task: wake.set())
-        watch = self._cache.watch(state.gateway, waker(wake)) if state.gateway else None
-        xds_metrics.CONNECTED_PROXIES.inc()
-        log.info("xds.connect", node=state.node_id, gateway=state.gateway, peer=peer)
-        self._sync_changed(state.gateway)
-        try:
-            await self._write_loop(stream, state, wake, reader)
-        finally:
-            xds_metrics.CONNECTED_PROXIES.dec()
-            if watch is not None:
-                self._cache.cancel(watch)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
-            del self._conns[conn_id]
-            if not self._conns:
-                self._drained.set()
-            log.info("xds.disconnect", node=state.node_id, gateway=state.gateway, peer=peer)
-            self._sync_changed(state.gateway)
-
-    async def _write_loop(
-        self, stream: Stream, state: StreamState, wake: asyncio.Event, reader: asyncio.Task[None]
-    ) -> None:
-        while not (self._closing or reader.done()):
-            wake.clear()
-            while (response := next_response(state, self._cache.get(state.gateway))) is not None:
-                nonce = record_sent(state, response, time.monotonic())
-                _labelled(xds_metrics.RESPONSES_SENT, response.type_url).inc()
-                await stream.send(encode_response(response, nonce))
-            await wake.wait()
-
-    async def _read(self, stream: Stream, state: StreamState, wake: asyncio.Event) -> None:
-        while (req := await stream.recv()) is not None:
-            self._handle(state, req)
-            req = None  # not kept alive while waiting for the next one
-            wake.set()
-
-    def _handle(self, state: StreamState, req: Any) -> None:
-        was_rejecting = _rejecting(state)
-        outcome = apply_request(state, req, time.monotonic(), time.time())
-        if outcome.kind == "nack" or (outcome.kind == "ack" and was_rejecting):
-            self._sync_changed(state.gateway)
-        if outcome.kind == "ack":
-            _labelled(xds_metrics.ACKS, outcome.type_url).inc()
-            _labelled(xds_metrics.PUSH_TO_ACK_SECONDS, outcome.type_url).observe(outcome.latency)
-        elif outcome.kind == "nack":
-            _labelled(xds_metrics.NACKS, outcome.type_url).inc()
-            log.warning(
-                "xds.nack",
-                node=state.node_id,
-                gateway=state.gateway,
-                type=outcome.type_url,
-                version=outcome.version,
-                message=outcome.message,
-            )
-        elif outcome.kind in ("stale", "unknown_type"):
-            log.debug("xds.ignored", kind=outcome.kind, node=state.node_id, type=outcome.type_url)
+        await asyncio.gather(super().close(grace), *others)
 
 
 class _GrpcStream:

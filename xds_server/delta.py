@@ -13,29 +13,21 @@ names, and nothing before the cache is ready or that Gateway exists. ::
              delta_state.next_response ──► DeltaResponse | None ──► record_sent ──► bytes
 
 The decisions (what to send, in which order, what the proxy holds) live in the pure
-``xds_server.delta_state``; this module does the I/O, the logging, the metrics and the
-registry. It must not encode resources (the cache did; ``delta_wire`` only frames them),
-translate, or block the event loop.
+``xds_server.delta_state``; the serving loop, logging, metrics and registry are
+``xds_server.stream_server``'s, shared with SotW; this module plugs the one into the other
+and turns stream state into views. It must not encode resources (the cache did;
+``delta_wire`` only frames them), translate, or block the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
-import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import structlog
-
 from translator.result import TYPE_KEYS, TYPE_ORDER
-from xds_server import xds_metrics
 from xds_server.cache import Resource, SnapshotCache, content_version
 from xds_server.clients import ClientView, TypeView
-from xds_server.delta_diff import DeltaTypeState
+from xds_server.delta_diff import DeltaResponse, DeltaTypeState
 from xds_server.delta_state import (
     WILDCARD,
     DeltaStreamState,
@@ -46,16 +38,15 @@ from xds_server.delta_state import (
     record_sent,
     rejecting,
 )
-from xds_server.streams import Stream, waker
-
-log = structlog.get_logger(__name__)
-
+from xds_server.stream_server import (
+    StateMachine,
+    StreamServer,
+    client_view,
+    describe_nack,
+    describe_stream,
+)
 
 # -- views ------------------------------------------------------------------------------
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def _requested(ts: DeltaTypeState) -> frozenset[str]:
@@ -68,7 +59,6 @@ def _version(resources: Mapping[str, Resource], known: bool) -> str:
 
 
 def _describe_type(ts: DeltaTypeState) -> dict[str, Any]:
-    nack = ts.nack
     return {
         "subscribed": ts.subscribed,
         "wildcard": ts.wildcard,
@@ -79,9 +69,7 @@ def _describe_type(ts: DeltaTypeState) -> dict[str, Any]:
         "acked_version": _version(ts.acked, ts.acks > 0),
         "resources_sent": len(ts.held),
         "resources_acked": len(ts.acked),
-        "nack": None
-        if nack is None
-        else {"version": nack.version, "message": nack.message, "at": _iso(nack.at)},
+        "nack": describe_nack(ts.nack),
     }
 
 
@@ -92,14 +80,8 @@ def describe(state: DeltaStreamState) -> dict[str, Any]:
     holds (``resources_sent``) and ACKed; ``sent_version`` is the content version of what
     it holds once every response sent is applied.
     """
-    return {
-        "node": {"id": state.node_id, "cluster": state.node_cluster},
-        "gateway": state.gateway,
-        "peer": state.peer,
-        "connected_since": _iso(state.connected_at),
-        "protocol": "delta",
-        "types": {TYPE_KEYS[t]: _describe_type(state.types[t]) for t in TYPE_ORDER},
-    }
+    types = {TYPE_KEYS[t]: _describe_type(state.types[t]) for t in TYPE_ORDER}
+    return describe_stream(state, types, protocol="delta")
 
 
 def _type_view(ts: DeltaTypeState) -> TypeView:
@@ -120,29 +102,32 @@ def _type_view(ts: DeltaTypeState) -> TypeView:
 
 def view(state: DeltaStreamState, stream_id: int = 0) -> ClientView:
     """The stream as every reader outside this module sees it (``xds_server.clients``)."""
-    return ClientView(
-        stream_id=stream_id,
-        protocol="delta",
-        node_id=state.node_id,
-        node_cluster=state.node_cluster,
-        gateway=state.gateway,
-        peer=state.peer,
-        connected_at=state.connected_at,
-        types={t: _type_view(state.types[t]) for t in TYPE_ORDER},
-    )
+    types = {t: _type_view(state.types[t]) for t in TYPE_ORDER}
+    return client_view(state, stream_id, "delta", types)
 
 
 # -- the service ------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Conn:
-    state: DeltaStreamState
-    wake: asyncio.Event
+DELTA = StateMachine(
+    new_stream_state,
+    apply_request,
+    rejecting,
+    next_response,
+    record_sent,
+    encode_response,
+    describe,
+    view,
+    log_extra={"delta": True},
+)
 
 
-class DeltaServer:
-    """Serves delta ADS streams from a SnapshotCache; keeps the registry of its streams."""
+class DeltaServer(StreamServer[DeltaStreamState, DeltaResponse]):
+    """Serves delta ADS streams from a SnapshotCache; keeps the registry of its streams.
+
+    The serving loop and registry are ``StreamServer``'s running ``DELTA``; ``ids`` is
+    shared with the SotW server (one stream id space).
+    """
 
     def __init__(
         self,
@@ -150,109 +135,4 @@ class DeltaServer:
         on_sync_change: Callable[[str | None], None] | None = None,
         ids: Iterator[int] | None = None,
     ) -> None:
-        self._cache = cache
-        # Called with the Gateway when one of its proxies starts or stops rejecting config,
-        # connects or disconnects (as AdsServer does).
-        self._on_sync_change = on_sync_change
-        self._conns: dict[int, _Conn] = {}
-        self._ids = ids if ids is not None else itertools.count(1)  # shared with SotW
-        self._closing = False
-        self._drained = asyncio.Event()
-        self._drained.set()
-
-    def clients(self) -> list[dict[str, Any]]:
-        """Every connected delta stream as JSON-able data (part of ``/api/clients``)."""
-        return [describe(conn.state) for conn in list(self._conns.values())]
-
-    def views(self) -> list[ClientView]:
-        """Every connected delta stream as a ``ClientView``."""
-        return [view(conn.state, conn_id) for conn_id, conn in list(self._conns.items())]
-
-    def _sync_changed(self, gateway: str | None) -> None:
-        if self._on_sync_change is not None:
-            try:
-                self._on_sync_change(gateway)
-            except Exception:  # a reader's bug must not end the stream
-                log.exception("xds.sync_change_callback_failed", gateway=gateway)
-
-    async def close(self, grace: float = 5.0) -> None:
-        """Stop serving: end every stream (status OK, proxies reconnect elsewhere) and wait."""
-        self._closing = True
-        for conn in list(self._conns.values()):
-            conn.wake.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drained.wait(), grace)
-
-    async def serve(self, stream: Stream, peer: str = "") -> None:
-        """Run one delta ADS stream until the proxy or the server ends it."""
-        first = await stream.recv()
-        if first is None or self._closing:
-            return
-        state = new_stream_state(first.node, peer, time.time())
-        conn_id, wake = next(self._ids), asyncio.Event()
-        self._conns[conn_id] = _Conn(state, wake)
-        self._drained.clear()
-        self._handle(state, first)
-        reader = asyncio.create_task(self._read(stream, state, wake))
-        reader.add_done_callback(lambda _task: wake.set())
-        watch = self._cache.watch(state.gateway, waker(wake)) if state.gateway else None
-        xds_metrics.CONNECTED_PROXIES.inc()
-        log.info("xds.connect", node=state.node_id, gateway=state.gateway, peer=peer, delta=True)
-        self._sync_changed(state.gateway)
-        try:
-            await self._write_loop(stream, state, wake, reader)
-        finally:
-            xds_metrics.CONNECTED_PROXIES.dec()
-            if watch is not None:
-                self._cache.cancel(watch)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
-            del self._conns[conn_id]
-            if not self._conns:
-                self._drained.set()
-            log.info("xds.disconnect", node=state.node_id, gateway=state.gateway, peer=peer)
-            self._sync_changed(state.gateway)
-
-    async def _write_loop(
-        self,
-        stream: Stream,
-        state: DeltaStreamState,
-        wake: asyncio.Event,
-        reader: asyncio.Task[None],
-    ) -> None:
-        while not (self._closing or reader.done()):
-            wake.clear()
-            while (response := next_response(state, self._cache.get(state.gateway))) is not None:
-                nonce = record_sent(state, response, time.monotonic())
-                xds_metrics.RESPONSES_SENT.labels(xds_metrics.type_label(response.type_url)).inc()
-                await stream.send(encode_response(response, nonce))
-            await wake.wait()
-
-    async def _read(self, stream: Stream, state: DeltaStreamState, wake: asyncio.Event) -> None:
-        while (req := await stream.recv()) is not None:
-            self._handle(state, req)
-            wake.set()
-
-    def _handle(self, state: DeltaStreamState, req: Any) -> None:
-        was_rejecting = rejecting(state)
-        outcome = apply_request(state, req, time.monotonic(), time.time())
-        if outcome.kind == "nack" or (outcome.kind == "ack" and was_rejecting):
-            self._sync_changed(state.gateway)
-        label = xds_metrics.type_label(outcome.type_url)
-        if outcome.kind == "ack":
-            xds_metrics.ACKS.labels(label).inc()
-            xds_metrics.PUSH_TO_ACK_SECONDS.labels(label).observe(outcome.latency)
-        elif outcome.kind == "nack":
-            xds_metrics.NACKS.labels(label).inc()
-            log.warning(
-                "xds.nack",
-                node=state.node_id,
-                gateway=state.gateway,
-                type=outcome.type_url,
-                version=outcome.version,
-                message=outcome.message,
-                delta=True,
-            )
-        elif outcome.kind in ("stale", "unknown_type"):
-            log.debug("xds.ignored", kind=outcome.kind, node=state.node_id, type=outcome.type_url)
+        super().__init__(DELTA, cache, on_sync_change, ids)

@@ -6,11 +6,10 @@ import textwrap
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
-from support.http import get
 from support.stack import Stack
+from support.traffic import Traffic
 from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -31,35 +30,11 @@ def single_route(backend: str, path: str = "/live") -> str:
         """
 
 
-@dataclass
-class Traffic:
-    """A background loop of requests on one path, counting answers by backend and failures."""
-
-    url: str
-    answered: Counter[str] = field(default_factory=Counter)
-    failures: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        for _ in range(MAX_REQUESTS):
-            if self.stop.is_set():
-                return
-            try:
-                result = get(self.url, timeout=5)
-            except OSError as error:
-                self.failures.append(repr(error))
-                continue
-            if result.status == 200 and result.json is not None:
-                self.answered[result.json["service"]] += 1
-            else:
-                self.failures.append(f"{result.status} {result.text[:100]}")
-
-
 @pytest.fixture
 def traffic(routes: Stack) -> Iterator[Traffic]:
     routes.write("live.yaml", textwrap.dedent(single_route("echo-a")))
     routes.wait_for("/live", "echo-a")
-    loop = Traffic(routes.url + "/live")
+    loop = Traffic(routes.url + "/live", max_requests=MAX_REQUESTS)
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     try:

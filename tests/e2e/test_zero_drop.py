@@ -11,15 +11,13 @@ the active clusters, so old clusters are gone too. No request may fail.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import yaml
-from support.http import get
 from support.stack import Stack, service_objects, start_stack, stop_stack
+from support.traffic import Traffic
 from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -108,35 +106,6 @@ def envoy_clusters(stack: Stack) -> set[str]:
     return {entry["cluster"]["name"] for entry in dump["configs"]}
 
 
-@dataclass
-class Traffic:
-    """A background loop of requests over PATHS, counting answers and failures."""
-
-    url: str
-    answered: Counter[str] = field(default_factory=Counter)
-    failures: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        for count in range(MAX_REQUESTS):
-            if self.stop.is_set():
-                return
-            path = PATHS[count % len(PATHS)]
-            try:
-                result = get(self.url + path, timeout=5)
-            except OSError as error:
-                self.failures.append(f"{path}: {error!r}")
-                continue
-            if result.status == 200 and result.json is not None:
-                self.answered[f"{path} {result.json['service']}"] += 1
-            else:
-                self.failures.append(f"{path}: {result.status} {result.text[:100]}")
-
-    @property
-    def total(self) -> int:
-        return sum(self.answered.values())
-
-
 class Changes:
     """Writes route and alias files and waits until Envoy runs exactly what they say."""
 
@@ -182,7 +151,7 @@ def test_renames_swaps_reorders_adds_and_removes_drop_no_request(zero_stack: Sta
     stack.write("zero-routes.yaml", http_routes(first))
     answered_by(stack, "/a", "echo-a")
     answered_by(stack, "/b", "echo-b")
-    traffic = Traffic(stack.url)
+    traffic = Traffic(stack.url, PATHS, MAX_REQUESTS)
     sender = threading.Thread(target=traffic.run, daemon=True)
     sender.start()
     changes = Changes(stack, traffic)

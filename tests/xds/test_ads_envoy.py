@@ -139,6 +139,40 @@ def with_routes(resources: GatewayResources, *routes: Any) -> GatewayResources:
     )
 
 
+def change_under_traffic(
+    cache: SnapshotCache, envoy: EnvoyProcess, lport: int, lport2: int, v2: GatewayResources
+) -> list[str]:
+    """With traffic on ``lport`` throughout: switch to ``v2`` (new cluster c2 and routes),
+    then change c2's content under the same name (it re-warms); the failed requests."""
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            seen = service(lport)
+            if seen not in ("backend-a", "backend-b"):
+                failures.append(seen)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        cache.set_snapshot({GATEWAY: v2})
+        wait_until(lambda: service(lport2) == "backend-b", timeout=5)
+        wait_until(lambda: [c["name"] for c in active_clusters(envoy)] == ["c2"], 5)
+        changed = GatewayResources(
+            listeners=v2.listeners,
+            routes=v2.routes,
+            clusters=(cluster("c2", connect_timeout=3),),
+            endpoints=v2.endpoints,
+        )
+        cache.set_snapshot({GATEWAY: changed})  # same name, new content: re-warms
+        wait_until(lambda: active_clusters(envoy)[0]["connect_timeout"] == "3s", 5)
+    finally:
+        stop.set()
+        sender.join(10)
+    return failures
+
+
 def test_a_change_moves_traffic_without_errors_or_warming_timeouts(tmp_path: Path) -> None:
     """New cluster + routes: no failed request, no init_fetch_timeout, old cluster removed."""
     xds_port, lport, lport2 = free_port(), free_port(), free_port()
@@ -153,33 +187,7 @@ def test_a_change_moves_traffic_without_errors_or_warming_timeouts(tmp_path: Pat
             assert all(t["sent_version"] == "" for t in plane.clients()[0]["types"].values())
             cache.set_snapshot({GATEWAY: v1})
             wait_until(lambda: service(lport) == "backend-a", timeout=10)
-            failures: list[str] = []
-            stop = threading.Event()
-
-            def traffic() -> None:
-                while not stop.is_set():
-                    seen = service(lport)
-                    if seen not in ("backend-a", "backend-b"):
-                        failures.append(seen)
-
-            sender = threading.Thread(target=traffic)
-            sender.start()
-            try:
-                cache.set_snapshot({GATEWAY: v2})
-                wait_until(lambda: service(lport2) == "backend-b", timeout=5)
-                wait_until(lambda: [c["name"] for c in active_clusters(envoy)] == ["c2"], 5)
-                changed = GatewayResources(
-                    listeners=v2.listeners,
-                    routes=v2.routes,
-                    clusters=(cluster("c2", connect_timeout=3),),
-                    endpoints=v2.endpoints,
-                )
-                cache.set_snapshot({GATEWAY: changed})  # same name, new content: re-warms
-                wait_until(lambda: active_clusters(envoy)[0]["connect_timeout"] == "3s", 5)
-            finally:
-                stop.set()
-                sender.join(10)
-            assert failures == []
+            assert change_under_traffic(cache, envoy, lport, lport2, v2) == []
             assert service(lport) == "backend-b"
             stats = envoy.stats("init_fetch_timeout|update_rejected")
             assert {k: v for k, v in stats.items() if v} == {}

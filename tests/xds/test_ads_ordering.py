@@ -8,8 +8,8 @@ from typing import Any
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from support.xds_clients import QUIET
 from test_ads_support import (
-    QUIET,
     Proxy,
     ack,
     ads_server,

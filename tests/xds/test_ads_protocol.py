@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import grpc
 import pytest
 from envoy.config.core.v3 import base_pb2
-from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
+from support.xds_clients import DEADLINE, metric, run
 from test_ads_support import (
-    DEADLINE,
     Proxy,
     ack,
     ads_server,
@@ -39,14 +37,6 @@ from xds_server.ads import AdsServer, node_gateway
 from xds_server.cache import SnapshotCache
 
 CDS, EDS, LDS, RDS = CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(scenario())
-
-
-def metric(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def client_entry(ads: AdsServer, node_id: str = "proxy-1") -> dict[str, object]:

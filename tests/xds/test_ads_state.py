@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
-from test_ads_support import QUIET, gateway, names, node, request
+from support.xds_clients import QUIET, snapshot
+from test_ads_support import gateway, names, node, request
 
 from translator.result import (
     CLUSTER_TYPE,
@@ -16,7 +17,6 @@ from translator.result import (
     LISTENER_TYPE,
     ROUTE_TYPE,
     SECRET_TYPE,
-    GatewayResources,
 )
 from xds_server.ads import (
     AdsServer,
@@ -32,14 +32,6 @@ from xds_server.ads import (
 from xds_server.cache import GatewaySnapshot, SnapshotCache
 
 CDS, EDS, SDS, LDS, RDS = CLUSTER_TYPE, ENDPOINT_TYPE, SECRET_TYPE, LISTENER_TYPE, ROUTE_TYPE
-
-
-def snapshot(resources: GatewayResources, key: str = "ns/gw") -> GatewaySnapshot:
-    cache = SnapshotCache()
-    cache.set_snapshot({key: resources})
-    result = cache.get(key)
-    assert result is not None
-    return result
 
 
 @dataclass(frozen=True, slots=True)

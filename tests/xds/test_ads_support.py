@@ -3,18 +3,16 @@
 Builders make small Envoy resources by hand: a Listener whose HTTP connection manager takes
 its routes from RDS over ADS, RouteConfigurations routing path prefixes to clusters, EDS
 Clusters over ADS and ClusterLoadAssignments. ``Proxy`` is a real grpc.aio client of
-``StreamAggregatedResources`` with a request queue, acting as Envoy; the tests drive its
-ACKs and NACKs by hand.
+``StreamAggregatedResources`` with a request queue, acting as Envoy (``support.xds_clients``
+has what it shares with the delta client); the tests drive its ACKs and NACKs by hand.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import grpc
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
@@ -25,8 +23,9 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
+from support.xds_clients import AdsClient, connected, envoy_handshake, serving
 
 from translator.result import (
     CLUSTER_TYPE,
@@ -36,11 +35,7 @@ from translator.result import (
     SECRET_TYPE,
     GatewayResources,
 )
-from xds_server.ads import AdsServer, add_ads_to_server
-from xds_server.cache import SnapshotCache, resource_name
-
-DEADLINE = 5.0  # seconds any expected response may take
-QUIET = 0.3  # seconds of silence that show nothing more is sent
+from xds_server.cache import resource_name
 
 MESSAGE_CLASSES = {
     LISTENER_TYPE: listener_pb2.Listener,
@@ -202,101 +197,25 @@ def route_clusters(response: Any) -> set[str]:
     }
 
 
-class Proxy:
-    """A grpc.aio ADS client acting as one Envoy: queue requests, await responses."""
+class Proxy(AdsClient):
+    """A grpc.aio SotW ADS client acting as one Envoy: queue requests, await responses."""
 
-    def __init__(self, target: str, node_msg: Any) -> None:
-        self.node = node_msg
-        self._channel = grpc.aio.insecure_channel(target)
-        self._requests: asyncio.Queue[Any] = asyncio.Queue()
-        self._responses: asyncio.Queue[Any] = asyncio.Queue()
-        self._first = True
-        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self._channel)
-        self.call = stub.StreamAggregatedResources(self._request_iterator())
-        self._reader = asyncio.create_task(self._read())
+    method = "StreamAggregatedResources"
 
-    async def _request_iterator(self) -> AsyncIterator[Any]:
-        while (req := await self._requests.get()) is not None:
-            yield req
-
-    async def _read(self) -> None:
-        while (response := await self.call.read()) is not grpc.aio.EOF:
-            self._responses.put_nowait(response)
-
-    def send(self, req: Any) -> None:
-        """Queue a request; the first one carries the node, as Envoy's does."""
-        if self._first:
-            req.node.CopyFrom(self.node)
-            self._first = False
-        self._requests.put_nowait(req)
-
-    async def recv(self, within: float = DEADLINE) -> Any:
-        """The next response; fails the test if none arrives before the deadline."""
-        return await asyncio.wait_for(self._responses.get(), within)
-
-    async def expect_nothing(self, quiet: float = QUIET) -> None:
-        """Fail if any response arrives within ``quiet`` seconds."""
-        with contextlib.suppress(TimeoutError):
-            response = await asyncio.wait_for(self._responses.get(), quiet)
-            raise AssertionError(f"unexpected response: {response.type_url} {names(response)}")
-
-    async def close(self) -> None:
-        """End the stream from the client side and close the channel."""
-        self._requests.put_nowait(None)
-        self.call.cancel()
-        with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-            await self._reader
-        await self._channel.close()
+    def summary(self, response: Any) -> str:
+        return f"{response.type_url} {names(response)}"
 
 
-@contextlib.asynccontextmanager
-async def ads_server(cache: SnapshotCache) -> AsyncIterator[tuple[str, AdsServer]]:
-    """A real grpc.aio server with ADS on 127.0.0.1 (port chosen by the OS)."""
-    server = grpc.aio.server()
-    ads = add_ads_to_server(server, cache)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}", ads
-    finally:
-        await ads.close(grace=1.0)
-        await server.stop(None)
+ads_server = serving  # a real grpc.aio server with ADS on 127.0.0.1 (port chosen by the OS)
 
 
-@contextlib.asynccontextmanager
-async def proxies(target: str, *nodes: Any) -> AsyncIterator[list[Proxy]]:
+def proxies(target: str, *nodes: Any) -> contextlib.AbstractAsyncContextManager[list[Proxy]]:
     """Connected Proxies, closed on exit."""
-    clients = [Proxy(target, n) for n in nodes]
-    try:
-        yield clients
-    finally:
-        for client in clients:
-            await client.close()
+    return connected(Proxy, target, *nodes)
 
 
 async def handshake(
     proxy: Proxy, eds: Sequence[str] = ("c1",), rds: Sequence[str] = ("r1",)
 ) -> dict[str, Any]:
     """Start the way Envoy does (CDS, EDS, LDS, RDS, each ACKed); the last response by type."""
-    proxy.send(request(CLUSTER_TYPE))
-    cds = await proxy.recv()
-    assert cds.type_url == CLUSTER_TYPE
-    proxy.send(request(ENDPOINT_TYPE, eds))
-    proxy.send(ack(cds))
-    eds_response = await proxy.recv()
-    assert eds_response.type_url == ENDPOINT_TYPE
-    proxy.send(ack(eds_response, eds))
-    proxy.send(request(LISTENER_TYPE))
-    lds = await proxy.recv()
-    assert lds.type_url == LISTENER_TYPE
-    proxy.send(request(ROUTE_TYPE, rds))
-    proxy.send(ack(lds))
-    rds_response = await proxy.recv()
-    assert rds_response.type_url == ROUTE_TYPE
-    proxy.send(ack(rds_response, rds))
-    return {
-        CLUSTER_TYPE: cds,
-        ENDPOINT_TYPE: eds_response,
-        LISTENER_TYPE: lds,
-        ROUTE_TYPE: rds_response,
-    }
+    return await envoy_handshake(proxy, request, ack, eds, rds)

@@ -13,7 +13,8 @@ from envoy.admin.v3 import config_dump_shared_pb2 as dump_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from envoy.type.matcher.v3 import node_pb2, string_pb2, struct_pb2
-from test_ads_support import DEADLINE, ack, gateway, handshake, nack, node, proxies, request
+from support.xds_clients import DEADLINE, run
+from test_ads_support import ack, gateway, handshake, nack, node, proxies, request
 from test_delta_support import delta_handshake, delta_nack, delta_proxies
 
 from translator.result import CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE
@@ -23,10 +24,6 @@ from xds_server.csds import add_csds_to_server
 
 T = TypeVar("T")
 LDS_ERROR = "Error adding/updating listener(s) l1: cannot bind '127.0.0.1:10081': in use"
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(scenario())
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], within: float = DEADLINE) -> T:

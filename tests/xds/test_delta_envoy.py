@@ -9,7 +9,6 @@ config and the next good version is applied.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,16 @@ import pytest
 from test_ads_envoy import (
     GATEWAY,
     active_clusters,
+    change_under_traffic,
     control_plane,
     service,
     subscribed,
     two_versions,
     with_routes,
 )
-from test_ads_support import cluster, route_config
+from test_ads_support import route_config
 
-from translator.result import CLUSTER_TYPE, ROUTE_TYPE, GatewayResources
+from translator.result import CLUSTER_TYPE, ROUTE_TYPE
 from xds_server.bootstrap import render_bootstrap
 from xds_server.cache import SnapshotCache
 
@@ -63,35 +63,7 @@ def test_delta_change_moves_traffic_without_errors_or_warming_timeouts(tmp_path:
             assert all(t["sent_nonce"] == "" for t in entry(plane)["types"].values())
             cache.set_snapshot({GATEWAY: v1})
             wait_until(lambda: service(lport) == "backend-a", timeout=10)
-            failures: list[str] = []
-            stop = threading.Event()
-
-            def traffic() -> None:
-                for _ in range(20_000):
-                    if stop.is_set():
-                        return
-                    seen = service(lport)
-                    if seen not in ("backend-a", "backend-b"):
-                        failures.append(seen)
-
-            sender = threading.Thread(target=traffic)
-            sender.start()
-            try:
-                cache.set_snapshot({GATEWAY: v2})
-                wait_until(lambda: service(lport2) == "backend-b", timeout=5)
-                wait_until(lambda: [c["name"] for c in active_clusters(envoy)] == ["c2"], 5)
-                changed = GatewayResources(
-                    listeners=v2.listeners,
-                    routes=v2.routes,
-                    clusters=(cluster("c2", connect_timeout=3),),
-                    endpoints=v2.endpoints,
-                )
-                cache.set_snapshot({GATEWAY: changed})  # same name, new content: re-warms
-                wait_until(lambda: active_clusters(envoy)[0]["connect_timeout"] == "3s", 5)
-            finally:
-                stop.set()
-                sender.join(10)
-            assert failures == []
+            assert change_under_traffic(cache, envoy, lport, lport2, v2) == []
             assert service(lport) == "backend-b"
             stats = envoy.stats("init_fetch_timeout|update_rejected|warming")
             assert {k: v for k, v in stats.items() if v and "warming" not in k} == {}

@@ -8,8 +8,9 @@ from typing import Any
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from support.xds_clients import QUIET, serving
 from test_ads_ordering import split_gateway
-from test_ads_support import QUIET, gateway, node
+from test_ads_support import gateway, node
 from test_delta_support import (
     DeltaProxy,
     added,
@@ -18,7 +19,6 @@ from test_delta_support import (
     delta_proxies,
     delta_request,
     removed,
-    serving,
 )
 
 from translator.result import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, TYPE_KEYS

@@ -9,14 +9,13 @@ only its own Gateway, NACKed content never re-sent, one response per type in fli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import grpc
-from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
-from test_ads_support import DEADLINE, Proxy, gateway, handshake, listener, node, request
+from support.xds_clients import DEADLINE, metric, run, serving
+from test_ads_support import Proxy, gateway, handshake, listener, node, request
 from test_delta_support import (
     DeltaProxy,
     added,
@@ -27,7 +26,6 @@ from test_delta_support import (
     delta_proxies,
     delta_request,
     removed,
-    serving,
     versions,
 )
 
@@ -42,14 +40,6 @@ from xds_server.ads import AdsServer
 from xds_server.cache import SnapshotCache
 
 CDS, EDS, LDS, RDS = CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(scenario())
-
-
-def metric(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def delta_entry(ads: AdsServer, node_id: str = "proxy-1") -> dict[str, Any]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
-from test_ads_support import QUIET, cluster, endpoints, gateway, listener, node
+from support.xds_clients import QUIET, snapshot
+from test_ads_support import cluster, endpoints, gateway, listener, node
 from test_delta_support import delta_request
 
 from translator.result import (
@@ -38,14 +39,6 @@ from xds_server.delta_state import (
 from xds_server.delta_wire import resource_entry
 
 CDS, EDS, SDS, LDS, RDS = CLUSTER_TYPE, ENDPOINT_TYPE, SECRET_TYPE, LISTENER_TYPE, ROUTE_TYPE
-
-
-def snapshot(resources: GatewayResources, key: str = "ns/gw") -> GatewaySnapshot:
-    cache = SnapshotCache()
-    cache.set_snapshot({key: resources})
-    result = cache.get(key)
-    assert result is not None
-    return result
 
 
 @dataclass(frozen=True, slots=True)

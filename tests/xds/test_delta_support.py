@@ -7,18 +7,15 @@ builders come from ``test_ads_support``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import grpc
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
-from test_ads_support import DEADLINE, MESSAGE_CLASSES, QUIET
+from envoy.service.discovery.v3 import discovery_pb2
+from support.xds_clients import AdsClient, connected, envoy_handshake
+from test_ads_support import MESSAGE_CLASSES
 
-from translator.result import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
-from xds_server.ads import AdsServer, add_ads_to_server
-from xds_server.cache import SnapshotCache, resource_name
+from xds_server.cache import resource_name
 
 
 def delta_request(
@@ -83,105 +80,28 @@ def delta_decode(response: Any) -> list[Any]:
     return out
 
 
-class DeltaProxy:
+class DeltaProxy(AdsClient):
     """A grpc.aio delta ADS client acting as one Envoy: queue requests, await responses."""
 
-    def __init__(self, target: str, node_msg: Any) -> None:
-        self.node = node_msg
-        self._channel = grpc.aio.insecure_channel(target)
-        self._requests: asyncio.Queue[Any] = asyncio.Queue()
-        self._responses: asyncio.Queue[Any] = asyncio.Queue()
-        self._first = True
-        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self._channel)
-        self.call = stub.DeltaAggregatedResources(self._request_iterator())
-        self._reader = asyncio.create_task(self._read())
+    method = "DeltaAggregatedResources"
 
-    async def _request_iterator(self) -> AsyncIterator[Any]:
-        while (req := await self._requests.get()) is not None:
-            yield req
-
-    async def _read(self) -> None:
-        while (response := await self.call.read()) is not grpc.aio.EOF:
-            self._responses.put_nowait(response)
-
-    def send(self, req: Any) -> None:
-        """Queue a request; the first one carries the node, as Envoy's does."""
-        if self._first:
-            req.node.CopyFrom(self.node)
-            self._first = False
-        self._requests.put_nowait(req)
-
-    async def recv(self, within: float = DEADLINE) -> Any:
-        """The next response; fails the test if none arrives before the deadline."""
-        return await asyncio.wait_for(self._responses.get(), within)
-
-    async def expect_nothing(self, quiet: float = QUIET) -> None:
-        """Fail if any response arrives within ``quiet`` seconds."""
-        with contextlib.suppress(TimeoutError):
-            response = await asyncio.wait_for(self._responses.get(), quiet)
-            raise AssertionError(
-                f"unexpected response: {response.type_url} +{added(response)} -{removed(response)}"
-            )
-
-    async def close(self) -> None:
-        """End the stream from the client side and close the channel."""
-        self._requests.put_nowait(None)
-        self.call.cancel()
-        with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-            await self._reader
-        await self._channel.close()
+    def summary(self, response: Any) -> str:
+        return f"{response.type_url} +{added(response)} -{removed(response)}"
 
 
-@contextlib.asynccontextmanager
-async def serving(
-    cache: SnapshotCache, on_sync_change: Callable[[str | None], None] | None = None
-) -> AsyncIterator[tuple[str, AdsServer]]:
-    """A real grpc.aio server with ADS (SotW and delta) on 127.0.0.1, port chosen by the OS."""
-    server = grpc.aio.server()
-    ads = add_ads_to_server(server, cache, on_sync_change)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}", ads
-    finally:
-        await ads.close(grace=1.0)
-        await server.stop(None)
-
-
-@contextlib.asynccontextmanager
-async def delta_proxies(target: str, *nodes: Any) -> AsyncIterator[list[DeltaProxy]]:
+def delta_proxies(
+    target: str, *nodes: Any
+) -> contextlib.AbstractAsyncContextManager[list[DeltaProxy]]:
     """Connected DeltaProxies, closed on exit."""
-    clients = [DeltaProxy(target, n) for n in nodes]
-    try:
-        yield clients
-    finally:
-        for client in clients:
-            await client.close()
+    return connected(DeltaProxy, target, *nodes)
+
+
+def _ack_keeping_subscription(response: Any, _names: Iterable[str]) -> Any:
+    return delta_ack(response)
 
 
 async def delta_handshake(
     proxy: DeltaProxy, eds: Iterable[str] = ("c1",), rds: Iterable[str] = ("r1",)
 ) -> dict[str, Any]:
     """Start the way Envoy does (legacy wildcard CDS, EDS, LDS, RDS, each ACKed)."""
-    proxy.send(delta_request(CLUSTER_TYPE))
-    cds = await proxy.recv()
-    assert cds.type_url == CLUSTER_TYPE
-    proxy.send(delta_request(ENDPOINT_TYPE, eds))
-    proxy.send(delta_ack(cds))
-    eds_response = await proxy.recv()
-    assert eds_response.type_url == ENDPOINT_TYPE
-    proxy.send(delta_ack(eds_response))
-    proxy.send(delta_request(LISTENER_TYPE))
-    lds = await proxy.recv()
-    assert lds.type_url == LISTENER_TYPE
-    proxy.send(delta_request(ROUTE_TYPE, rds))
-    proxy.send(delta_ack(lds))
-    rds_response = await proxy.recv()
-    assert rds_response.type_url == ROUTE_TYPE
-    proxy.send(delta_ack(rds_response))
-    return {
-        CLUSTER_TYPE: cds,
-        ENDPOINT_TYPE: eds_response,
-        LISTENER_TYPE: lds,
-        ROUTE_TYPE: rds_response,
-    }
+    return await envoy_handshake(proxy, delta_request, _ack_keeping_subscription, eds, rds)

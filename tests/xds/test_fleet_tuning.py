@@ -16,16 +16,8 @@ from typing import Any
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
-from test_ads_support import (
-    DEADLINE,
-    cluster,
-    endpoints,
-    gateway,
-    handshake,
-    node,
-    proxies,
-    request,
-)
+from support.xds_clients import DEADLINE
+from test_ads_support import cluster, endpoints, gateway, handshake, node, proxies, request
 
 from translator.result import (
     CLUSTER_TYPE,

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from support.cli import xdsctl
 from support.controlplane import ControlPlaneProcess
 from support.http import free_port
 from test_ads_support import Proxy, ack, nack, node, request
@@ -26,16 +25,6 @@ from xds_server.proxy_table import render
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CLUSTERS = ("service/default/echo-v1/80", "service/default/echo-v2/80")
 BIND = "Error adding/updating listener(s) http-8080: cannot bind '0.0.0.0:8080': in use\n"
-
-
-def xdsctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xds_server.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
