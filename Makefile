@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint unit e2e golden lock clean
+.PHONY: install demo test lint unit e2e kube golden lock clean
 
 $(STAMP):
 	rm -f $(VENV)/.installed-*
@@ -32,6 +32,10 @@ unit: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/pytest -m e2e
+
+# The Kubernetes suite: builds kube-apiserver, etcd and kustomize once (tests/kube/README.md).
+kube: $(STAMP)
+	$(BIN)/pytest -m kube tests/kube
 
 golden: $(STAMP)
 	UPDATE_GOLDEN=1 $(BIN)/pytest tests/translator

@@ -1,0 +1,122 @@
+"""The real API server works for us: Gateway API objects and core objects round-trip, and the
+CRDs' own schema and CEL rules reject an invalid HTTPRoute (support.kube_apiserver)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from support.kube_apiserver import KubeApiServer
+
+pytestmark = pytest.mark.kube
+
+GROUP, VERSION = "gateway.networking.k8s.io", "v1"
+
+
+@pytest.fixture
+def namespace(kube_api: KubeApiServer) -> Iterator[tuple[Any, str]]:
+    """A fresh namespace and an admin ApiClient; the namespace is deleted afterwards."""
+    api_client = kube_api.client()
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield api_client, name
+    core.delete_namespace(name)
+    api_client.close()
+
+
+def _gateway(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Gateway",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {
+            "gatewayClassName": "gateway-xds",
+            "listeners": [{"name": "http", "protocol": "HTTP", "port": 8080}],
+        },
+    }
+
+
+def _route(namespace: str, path: str = "/api", port: int = 80) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "api", "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "web"}],
+            "hostnames": ["api.example.com"],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": path}}],
+                    "backendRefs": [{"name": "echo", "port": port}],
+                }
+            ],
+        },
+    }
+
+
+def test_gateway_route_service_and_endpointslice_round_trip(namespace: tuple[Any, str]) -> None:
+    """Objects created through the kubernetes client read back as written, with defaults."""
+    api_client, ns = namespace
+    custom = client.CustomObjectsApi(api_client)
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "gateways", _gateway(ns))
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "httproutes", _route(ns))
+    client.CoreV1Api(api_client).create_namespaced_service(
+        ns,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="echo"),
+            spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80, target_port=8080)]),
+        ),
+    )
+    client.DiscoveryV1Api(api_client).create_namespaced_endpoint_slice(
+        ns,
+        client.V1EndpointSlice(
+            metadata=client.V1ObjectMeta(
+                name="echo-1", labels={"kubernetes.io/service-name": "echo"}
+            ),
+            address_type="IPv4",
+            endpoints=[client.V1Endpoint(addresses=["127.0.0.1"])],
+            ports=[client.DiscoveryV1EndpointPort(name="", port=8080, protocol="TCP")],
+        ),
+    )
+
+    gateway: Any = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "gateways", "web")
+    route: Any = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "httproutes", "api")
+    service: Any = client.CoreV1Api(api_client).read_namespaced_service("echo", ns)
+    slices: Any = client.DiscoveryV1Api(api_client).list_namespaced_endpoint_slice(
+        ns, label_selector="kubernetes.io/service-name=echo"
+    )
+
+    assert gateway["spec"]["listeners"][0]["port"] == 8080
+    # The CRD's schema defaults apply: a backendRef gets weight 1, a parentRef its group/kind.
+    backend = route["spec"]["rules"][0]["backendRefs"][0]
+    assert (backend["name"], backend["port"], backend["weight"]) == ("echo", 80, 1)
+    assert route["spec"]["parentRefs"][0]["kind"] == "Gateway"
+    assert service.spec.cluster_ip.startswith("10.96.0.")
+    assert [e.addresses for s in slices.items for e in s.endpoints] == [["127.0.0.1"]]
+
+
+@pytest.mark.parametrize(
+    ("path", "port", "expected"),
+    [
+        ("api", 80, "value must be an absolute path and start with '/'"),
+        ("/api", 70000, "should be less than or equal to 65535"),
+    ],
+    ids=["cel-rule", "openapi-schema"],
+)
+def test_invalid_httproute_is_rejected_by_the_crd(
+    namespace: tuple[Any, str], path: str, port: int, expected: str
+) -> None:
+    """The API server itself refuses an HTTPRoute that breaks the CRD's CEL rule or schema."""
+    api_client, ns = namespace
+    custom = client.CustomObjectsApi(api_client)
+    with pytest.raises(ApiException) as caught:
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, "httproutes", _route(ns, path=path, port=port)
+        )
+    assert caught.value.status == 422
+    assert expected in str(caught.value.body)
