@@ -79,7 +79,8 @@ def test_gateway_route_service_and_endpointslice_round_trip(namespace: tuple[Any
                 name="echo-1", labels={"kubernetes.io/service-name": "echo"}
             ),
             address_type="IPv4",
-            endpoints=[client.V1Endpoint(addresses=["127.0.0.1"])],
+            # The API server refuses loopback endpoint addresses (127.0.0.0/8): TEST-NET-1.
+            endpoints=[client.V1Endpoint(addresses=["192.0.2.10"])],
             ports=[client.DiscoveryV1EndpointPort(name="", port=8080, protocol="TCP")],
         ),
     )
@@ -97,7 +98,7 @@ def test_gateway_route_service_and_endpointslice_round_trip(namespace: tuple[Any
     assert (backend["name"], backend["port"], backend["weight"]) == ("echo", 80, 1)
     assert route["spec"]["parentRefs"][0]["kind"] == "Gateway"
     assert service.spec.cluster_ip.startswith("10.96.0.")
-    assert [e.addresses for s in slices.items for e in s.endpoints] == [["127.0.0.1"]]
+    assert [e.addresses for s in slices.items for e in s.endpoints] == [["192.0.2.10"]]
 
 
 @pytest.mark.parametrize(
