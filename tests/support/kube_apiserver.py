@@ -29,6 +29,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -103,8 +104,13 @@ def _tail(path: Path) -> str:
 class KubeApiServer:
     """One etcd and one kube-apiserver, on loopback, in ``directory``."""
 
-    def __init__(self, directory: Path, *, ready_timeout: float = 120.0) -> None:
+    def __init__(
+        self, directory: Path, *, ready_timeout: float = 120.0, extra_args: Sequence[str] = ()
+    ) -> None:
+        """``extra_args`` go to kube-apiserver after ours (a later flag wins), e.g.
+        ``--etcd-compaction-interval=...`` for a test of 410 Gone."""
         self.directory = directory
+        self.extra_args = tuple(extra_args)
         self.ready_timeout = ready_timeout
         self.pki = directory / "pki"
         self.kubeconfig = directory / "kubeconfig.yaml"
@@ -180,6 +186,7 @@ class KubeApiServer:
             "--service-cluster-ip-range=10.96.0.0/24",
             "--endpoint-reconciler-type=none",  # no Endpoints for a loopback "kubernetes" Service
             "--profiling=false",
+            *self.extra_args,
         ]  # fmt: skip
         self._apiserver = self._spawn(args, "kube-apiserver.log")
         self._wait(self._ready, self._apiserver, "kube-apiserver /readyz")
