@@ -30,7 +30,7 @@ def _port_offset(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
@@ -39,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand and flag; tests parse docker-compose.yaml's commands with it."""
     parser = argparse.ArgumentParser(
         prog="xdsctl", description="gateway-xds: a Gateway API control plane for Envoy"
     )
@@ -68,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--gateway", required=True, help="NAMESPACE/NAME of the Gateway")
     boot.add_argument("--xds-address", default=DEFAULT_XDS)
     boot.add_argument("--admin-port", type=int, default=19901)
+    boot.add_argument(
+        "--admin-address",
+        default="127.0.0.1",
+        help="Envoy admin bind address (0.0.0.0 only inside a container; it can stop Envoy)",
+    )
     boot.add_argument("--node-id", default=None)
     boot.add_argument("--delta", action="store_true", help="use delta xDS")
     boot.set_defaults(run=_bootstrap)
@@ -143,6 +149,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
             host,
             port,
             admin_port=args.admin_port,
+            admin_address=args.admin_address,
             node_id=args.node_id,
             delta=args.delta,
         )
