@@ -22,10 +22,11 @@ from typing import Any
 import grpc
 import structlog
 
-from translator import TranslateOptions, TranslationResult
+from translator import CONTROLLER_NAME, TranslateOptions, TranslationResult
 from translator.incremental import IncrementalTranslator
 from watcher import LoadError, ObjectSnapshot
 from watcher.files import FileProvider
+from watcher.kubernetes import KubernetesProvider, api_client_from
 from xds_server import admin, app_metrics, httpd, runtime, status
 from xds_server.ads import add_ads_to_server
 from xds_server.bootstrap import split_host_port
@@ -39,7 +40,9 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ServeSettings:
-    config_dir: Path
+    config_dir: Path | None = None  # the file provider's directory, unless kubernetes
+    kubernetes: bool = False  # list and watch an API server instead
+    kubeconfig: Path | None = None  # with kubernetes; None: in-cluster config
     xds_address: str = "127.0.0.1:18000"
     admin_address: str = "127.0.0.1:19000"
     listener_address: str = "0.0.0.0"
@@ -143,9 +146,7 @@ class ControlPlane:
         admin_host, admin_port = split_host_port(settings.admin_address)
         admin_server = await admin.start(self, admin_host, admin_port)
         log.info("serve.started", xds=settings.xds_address, admin=settings.admin_address)
-        provider = FileProvider(
-            settings.config_dir, debounce=settings.debounce, max_delay=settings.max_delay
-        )
+        provider = _provider(settings)
         tasks = [
             asyncio.create_task(provider.run(self.publish), name="provider"),
             asyncio.create_task(self.translate_forever(), name="translator"),
@@ -164,6 +165,22 @@ class ControlPlane:
             await self.ads.close(grace=1.0)
             await server.stop(grace=1.0)
             self.rejections.close()
+
+
+def _provider(settings: ServeSettings) -> FileProvider | KubernetesProvider:
+    """The file provider on ``config_dir``, or the Kubernetes provider."""
+    if settings.kubernetes:
+        return KubernetesProvider(
+            api_client_from(settings.kubeconfig),
+            controller_name=CONTROLLER_NAME,
+            debounce=settings.debounce,
+            max_delay=settings.max_delay,
+        )
+    if settings.config_dir is None:
+        raise ValueError("ServeSettings needs config_dir or kubernetes=True")
+    return FileProvider(
+        settings.config_dir, debounce=settings.debounce, max_delay=settings.max_delay
+    )
 
 
 async def serve_until_signalled(plane: ControlPlane) -> None:

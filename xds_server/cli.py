@@ -47,7 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the control plane")
-    serve.add_argument("--config-dir", type=Path, required=True, help="directory of YAML/JSON")
+    source = serve.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config-dir", type=Path, help="directory of YAML/JSON")
+    source.add_argument(
+        "--kubernetes", action="store_true", help="list and watch a Kubernetes API server"
+    )
+    serve.add_argument(
+        "--kubeconfig", type=Path, default=None, help="with --kubernetes (default: in-cluster)"
+    )
     serve.add_argument("--xds-address", default=DEFAULT_XDS, help="ADS gRPC address")
     serve.add_argument("--admin-address", default=DEFAULT_ADMIN, help="admin HTTP address")
     serve.add_argument(
@@ -119,11 +126,21 @@ def _serve(args: argparse.Namespace) -> int:
 
     logs.configure(args.log_level)
     runtime.tune_gc()
-    if not args.config_dir.is_dir():
+    if args.kubernetes:
+        problem = _kubernetes_problem(args.kubeconfig)
+        if problem:
+            print(f"xdsctl serve: {problem}", file=sys.stderr)
+            return 2
+    elif args.kubeconfig is not None:
+        print("xdsctl serve: --kubeconfig needs --kubernetes", file=sys.stderr)
+        return 2
+    elif not args.config_dir.is_dir():
         print(f"xdsctl serve: {args.config_dir} is not a directory", file=sys.stderr)
         return 2
     settings = ServeSettings(
         config_dir=args.config_dir,
+        kubernetes=args.kubernetes,
+        kubeconfig=args.kubeconfig,
         xds_address=args.xds_address,
         admin_address=args.admin_address,
         listener_address=args.listener_address,
@@ -137,6 +154,18 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"xdsctl serve: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _kubernetes_problem(kubeconfig: Path | None) -> str:
+    """Why no API client can be made from ``kubeconfig`` (or in-cluster), or ""."""
+    from watcher.kubernetes import api_client_from
+
+    try:
+        api_client_from(kubeconfig).close()
+    except Exception as error:  # ConfigException, a missing or malformed file
+        where = kubeconfig or "the in-cluster service account"
+        return f"cannot configure a Kubernetes client from {where}: {error}"
+    return ""
 
 
 def _bootstrap(args: argparse.Namespace) -> int:
