@@ -11,16 +11,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from structlog.testing import capture_logs
 from support.kube_apiserver import KubeApiServer
-from support.kube_binaries import KUBE_APISERVER, ensure_binary
+from support.kube_binaries import KUBE_APISERVER, ensure_binary, gateway_api_crds
 from support.wait import wait_until
 
 from watcher.kube_kinds import Resource
 from watcher.kube_store import KindStore, normalize
 from watcher.kube_watch import KindWatcher, Listed, Update, WatchTiming
-from watcher.kubernetes import KubernetesProvider, api_client_from
+from watcher.kubernetes import KubernetesProvider, api_client_from, served_versions
 from watcher.objects import ObjectKey, ObjectSnapshot
 
 pytestmark = pytest.mark.kube
@@ -325,3 +326,62 @@ def test_api_server_restart_loses_no_event(
     assert any(resource.startswith("HTTPRoute") for resource in broken), logs
     assert snapshot.get("Namespace", "", ns) is not None
     assert ObjectKey("HTTPRoute", ns, "after-restart") in snapshot.objects
+
+
+def test_missing_route_crd_is_skipped_then_picked_up(
+    api: Any, ns: str, kube_api: KubeApiServer
+) -> None:
+    """Without the UDPRoute CRD the provider syncs the rest and says so; when the CRD is
+    installed, discovery finds it and UDPRoutes reach snapshots."""
+    extensions = client.ApiextensionsV1Api(api)
+    crd_name = f"udproutes.{GROUP}"
+    crd = next(
+        document
+        for path in gateway_api_crds("standard")
+        for document in yaml.safe_load_all(path.read_text())
+        if document and document.get("metadata", {}).get("name") == crd_name
+    )
+    extensions.delete_custom_resource_definition(crd_name)
+    wait_until(lambda: not _served(api, "udproutes"), timeout=DEADLINE, message="CRD gone")
+    api_client = api_client_from(kube_api.kubeconfig)
+    provider = KubernetesProvider(
+        api_client, controller_name=CONTROLLER, discovery_interval=0.2, timing=FAST
+    )
+    running: Running | None = None
+    try:
+        with capture_logs() as logs:
+            running = Running(provider)
+            running.until(lambda s: s.get("Namespace", "", ns) is not None, "a first snapshot")
+        missing = [e for e in logs if e["event"] == "kube.kind.missing"]
+        assert [e["kind"] for e in missing] == ["UDPRoute"], missing
+        assert provider.watcher("UDPRoute") is None
+        extensions.create_custom_resource_definition(body=crd)
+        wait_until(lambda: _served(api, "udproutes"), timeout=DEADLINE, message="CRD served")
+        route = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "UDPRoute",
+            "metadata": {"name": "dns", "namespace": ns},
+            "spec": {
+                "parentRefs": [{"name": "web"}],
+                "rules": [{"backendRefs": [{"name": "dns", "port": 53}]}],
+            },
+        }
+        wait_until(
+            lambda: _custom(api).create_namespaced_custom_object(
+                GROUP, VERSION, ns, "udproutes", route
+            ),
+            timeout=DEADLINE,
+            ignore=(client.exceptions.ApiException,),  # 404 until the CRD's REST path is up
+            message="UDPRoute created",
+        )
+        running.until(lambda s: s.get("UDPRoute", ns, "dns") is not None, "the UDPRoute")
+    finally:
+        if running is not None:
+            running.stop()
+        api_client.close()
+        if not _served(api, "udproutes"):
+            extensions.create_custom_resource_definition(body=crd)
+
+
+def _served(api: Any, plural: str) -> bool:
+    return plural in served_versions(api, GROUP).get(VERSION, frozenset())
