@@ -30,6 +30,8 @@ from support.kube_deploy import (
 )
 from support.wait import wait_until
 
+from watcher.kube_kinds import SECRET, WATCHED
+
 pytestmark = pytest.mark.kube
 
 NAMESPACE, ACCOUNT = "gateway-xds", "controlplane"
@@ -44,15 +46,6 @@ RBAC_KINDS = (
     "RoleBinding",
 )
 
-# What the provider reads when watcher/kube_kinds.py is absent: the same (group, plural) pairs
-# as its WATCHED table plus SECRET. Once that table is on the branch the test reads it instead.
-PROVIDER_READS_WITHOUT_KUBE_KINDS = frozenset(
-    {(GROUP, plural) for plural in (
-        "gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes",
-        "udproutes", "referencegrants")}
-    | {("", "services"), ("", "namespaces"), ("", "secrets")}
-    | {("discovery.k8s.io", "endpointslices")}
-)  # fmt: skip
 # The kinds whose status subresource the status writer patches (every kind with a status of
 # ours: ReferenceGrant has none). Must name what the status writer calls, once it exists.
 STATUS_KINDS = ("gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes",
@@ -65,11 +58,7 @@ Permission = tuple[str, str, str, str]  # (namespace or "" for cluster-wide, gro
 
 
 def provider_reads() -> frozenset[tuple[str, str]]:
-    """(group, plural) of every collection the provider lists and watches."""
-    try:
-        from watcher.kube_kinds import SECRET, WATCHED
-    except ImportError:  # the provider's kind table is not on this branch yet
-        return PROVIDER_READS_WITHOUT_KUBE_KINDS
+    """(group, plural) of every collection the provider lists and watches: its own table."""
     return frozenset((kind.group, kind.plural) for kind in (*WATCHED, SECRET))
 
 
