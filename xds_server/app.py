@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +34,14 @@ from xds_server.bootstrap import split_host_port
 from xds_server.cache import SnapshotCache
 from xds_server.clients import ClientView
 from xds_server.csds import add_csds_to_server
+from xds_server.leader import DEFAULT_LEASE_NAME, LeaseSettings
 from xds_server.proxy_conditions import GatewayStatuses, RejectionTracker
+from xds_server.write_back import (
+    WriteBack,
+    default_identity,
+    default_namespace,
+    provider_resolver,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +51,10 @@ class ServeSettings:
     config_dir: Path | None = None  # the file provider's directory, unless kubernetes
     kubernetes: bool = False  # list and watch an API server instead
     kubeconfig: Path | None = None  # with kubernetes; None: in-cluster config
+    write_status: bool = True  # with kubernetes: the Lease holder writes status back
+    lease_namespace: str | None = None  # None: POD_NAMESPACE / the service account's
+    lease_name: str = DEFAULT_LEASE_NAME
+    lease_identity: str | None = None  # None: POD_NAME or host name, with a random suffix
     xds_address: str = "127.0.0.1:18000"
     admin_address: str = "127.0.0.1:19000"
     listener_address: str = "0.0.0.0"
@@ -73,6 +85,7 @@ class ControlPlane:
         self._pending: ObjectSnapshot | None = None
         self._wakeup = asyncio.Event()
         self.ads: Any = None
+        self.write_back: WriteBack | None = None  # serving --kubernetes: status write-back
 
     @property
     def ready(self) -> bool:
@@ -121,6 +134,8 @@ class ControlPlane:
         self.load_errors = snapshot.errors
         self.snapshot_version = snapshot.version
         self.result = result
+        if self.write_back is not None:
+            self.write_back.notify()
         app_metrics.TRANSLATION_SECONDS.observe(translated - started)
         app_metrics.LOAD_ERRORS.set(len(snapshot.errors))
         app_metrics.SNAPSHOT_VERSION.set(snapshot.version)
@@ -147,6 +162,9 @@ class ControlPlane:
         admin_server = await admin.start(self, admin_host, admin_port)
         log.info("serve.started", xds=settings.xds_address, admin=settings.admin_address)
         provider = _provider(settings)
+        if isinstance(provider, KubernetesProvider) and settings.write_status:
+            self.write_back = _write_back(settings, provider, lambda: self.statuses)
+            self.write_back.start()
         tasks = [
             asyncio.create_task(provider.run(self.publish), name="provider"),
             asyncio.create_task(self.translate_forever(), name="translator"),
@@ -165,6 +183,8 @@ class ControlPlane:
             await self.ads.close(grace=1.0)
             await server.stop(grace=1.0)
             self.rejections.close()
+            if self.write_back is not None:
+                await asyncio.to_thread(self.write_back.stop)
 
 
 def _provider(settings: ServeSettings) -> FileProvider | KubernetesProvider:
@@ -180,6 +200,26 @@ def _provider(settings: ServeSettings) -> FileProvider | KubernetesProvider:
         raise ValueError("ServeSettings needs config_dir or kubernetes=True")
     return FileProvider(
         settings.config_dir, debounce=settings.debounce, max_delay=settings.max_delay
+    )
+
+
+def _write_back(
+    settings: ServeSettings,
+    provider: KubernetesProvider,
+    source: Callable[[], list[dict[str, Any]]],
+) -> WriteBack:
+    """Leader election on the configured Lease and a status writer reading ``source``."""
+    lease = LeaseSettings(
+        namespace=settings.lease_namespace or default_namespace(),
+        identity=settings.lease_identity or default_identity(),
+        name=settings.lease_name,
+    )
+    return WriteBack(
+        provider.api_client,
+        lease,
+        source=source,
+        controller_name=CONTROLLER_NAME,
+        resolve=provider_resolver(provider),
     )
 
 

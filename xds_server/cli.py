@@ -52,9 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--kubernetes", action="store_true", help="list and watch a Kubernetes API server"
     )
-    serve.add_argument(
-        "--kubeconfig", type=Path, default=None, help="with --kubernetes (default: in-cluster)"
-    )
+    _add_kubernetes_flags(serve)
     serve.add_argument("--xds-address", default=DEFAULT_XDS, help="ADS gRPC address")
     serve.add_argument("--admin-address", default=DEFAULT_ADMIN, help="admin HTTP address")
     serve.add_argument(
@@ -120,6 +118,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_kubernetes_flags(serve: argparse.ArgumentParser) -> None:
+    """The API client, status write-back and its Lease (only with --kubernetes)."""
+    serve.add_argument(
+        "--kubeconfig", type=Path, default=None, help="with --kubernetes (default: in-cluster)"
+    )
+    serve.add_argument(
+        "--no-status",
+        dest="write_status",
+        action="store_false",
+        help="with --kubernetes: never write status back (no Lease either)",
+    )
+    serve.add_argument(
+        "--lease-namespace",
+        default=None,
+        help="with --kubernetes: the status writers' Lease namespace "
+        "(default: $POD_NAMESPACE, else the service account's, else default)",
+    )
+    serve.add_argument(
+        "--lease-name",
+        default="gateway-xds-status-writer",
+        help="with --kubernetes: the Lease whose holder writes status",
+    )
+    serve.add_argument(
+        "--lease-identity",
+        default=None,
+        help="with --kubernetes: this replica's holderIdentity "
+        "(default: $POD_NAME or the host name, with a random suffix)",
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     from xds_server import logs, runtime
     from xds_server.app import ControlPlane, ServeSettings, serve_until_signalled
@@ -141,6 +169,10 @@ def _serve(args: argparse.Namespace) -> int:
         config_dir=args.config_dir,
         kubernetes=args.kubernetes,
         kubeconfig=args.kubeconfig,
+        write_status=args.write_status,
+        lease_namespace=args.lease_namespace,
+        lease_name=args.lease_name,
+        lease_identity=args.lease_identity,
         xds_address=args.xds_address,
         admin_address=args.admin_address,
         listener_address=args.listener_address,
