@@ -1,11 +1,16 @@
-"""deploy/rbac.yaml grants exactly what the Kubernetes provider calls, and a real API server
-enforces it: the ServiceAccount's own token (TokenRequest API) may list and watch every watched
-kind, patch status and hold a Lease, and nothing more; `xdsctl serve --kubernetes` runs and
-becomes ready under that token."""
+"""deploy/rbac.yaml grants exactly what the code calls, and a real API server enforces it.
+
+The expected rules come from the code's own constants, so they cannot drift: the provider's
+kind table (watcher/kube_kinds.py: list + watch), the status writer's (get the object, update
+its status subresource) and the leader elector's (Lease verbs, in the deploy namespace only).
+The ServiceAccount's own token (TokenRequest API) may do exactly that and nothing more, and
+`xdsctl serve --kubernetes` run as the Deployment runs it (its args, POD_NAME and POD_NAMESPACE)
+becomes ready, writes status and holds its Lease under that token without one refusal."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -31,6 +36,7 @@ from support.kube_deploy import (
 from support.wait import wait_until
 
 from watcher.kube_kinds import SECRET, WATCHED
+from xds_server import leader, status_writer
 
 pytestmark = pytest.mark.kube
 
@@ -46,13 +52,7 @@ RBAC_KINDS = (
     "RoleBinding",
 )
 
-# The kinds whose status subresource the status writer patches (every kind with a status of
-# ours: ReferenceGrant has none). Must name what the status writer calls, once it exists.
-STATUS_KINDS = ("gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes",
-                "tcproutes", "udproutes")  # fmt: skip
-STATUS_VERBS = ("patch", "update")
-READ_VERBS = ("list", "watch")
-LEASE_VERBS = ("get", "create", "update")  # leader election, in NAMESPACE only
+READ_VERBS = ("list", "watch")  # what watcher.kube_watch does with every kind it watches
 
 Permission = tuple[str, str, str, str]  # (namespace or "" for cluster-wide, group, resource, verb)
 
@@ -63,10 +63,19 @@ def provider_reads() -> frozenset[tuple[str, str]]:
 
 
 def expected_permissions() -> set[Permission]:
+    """What the provider, the status writer and the leader elector call, from their constants."""
+    plurals = status_writer.STATUS_PLURALS
     reads = {("", g, r, v) for g, r in provider_reads() for v in READ_VERBS}
-    status = {("", GROUP, f"{r}/status", v) for r in STATUS_KINDS for v in STATUS_VERBS}
-    leases = {(NAMESPACE, "coordination.k8s.io", "leases", v) for v in LEASE_VERBS}
-    return reads | status | leases
+    objects = {("", GROUP, r, v) for r in plurals for v in status_writer.OBJECT_VERBS}
+    status = {("", GROUP, f"{r}/status", v) for r in plurals for v in status_writer.STATUS_VERBS}
+    leases = {(NAMESPACE, "coordination.k8s.io", "leases", v) for v in leader.LEASE_VERBS}
+    return reads | objects | status | leases
+
+
+def test_status_writer_writes_only_watched_kinds() -> None:
+    """Every plural the writer writes is one the provider watches in the Gateway API group."""
+    assert set(status_writer.STATUS_PLURALS) <= {r for g, r in provider_reads() if g == GROUP}
+    assert "patch" not in (*status_writer.OBJECT_VERBS, *status_writer.STATUS_VERBS)
 
 
 def granted_permissions(objects: list[dict[str, Any]]) -> set[Permission]:
@@ -194,17 +203,21 @@ def test_account_may_list_and_watch_every_watched_kind(cluster: Cluster) -> None
     assert checked >= 15
 
 
-def test_account_may_patch_a_gateways_status(cluster: Cluster) -> None:
-    """The status subresource accepts the account's merge patch; the server validates it."""
+def test_account_may_get_a_gateway_and_update_its_status(cluster: Cluster) -> None:
+    """What the status writer does: GET the object, PUT its status with that resourceVersion."""
     condition = {
         "type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok",
         "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:00Z",
     }  # fmt: skip
     custom = client.CustomObjectsApi(cluster.account)
-    patched: Any = custom.patch_namespaced_custom_object_status(
-        GROUP, "v1", cluster.namespace, "gateways", "web", {"status": {"conditions": [condition]}}
+    live: Any = custom.get_namespaced_custom_object(
+        GROUP, "v1", cluster.namespace, "gateways", "web"
     )
-    assert patched["status"]["conditions"] == [condition]
+    live["status"] = {"conditions": [condition]}
+    updated: Any = custom.replace_namespaced_custom_object_status(
+        GROUP, "v1", cluster.namespace, "gateways", "web", live
+    )
+    assert updated["status"]["conditions"] == [condition]
 
 
 def test_account_may_hold_a_lease_in_its_namespace(cluster: Cluster) -> None:
@@ -241,6 +254,11 @@ _X = client.V1ObjectMeta(name="x")
 FORBIDDEN: dict[str, Callable[[Cluster], Any]] = {
     "update-gateway-spec": lambda c: _custom(c).patch_namespaced_custom_object(
         GROUP, "v1", c.namespace, "gateways", "web", _NEW_LISTENERS),
+    "patch-gateway-status": lambda c: _custom(c).patch_namespaced_custom_object_status(
+        GROUP, "v1", c.namespace, "gateways", "web", {"status": {"conditions": []}}),
+    "get-referencegrant": lambda c: _custom(c).get_namespaced_custom_object(
+        GROUP, "v1beta1", c.namespace, "referencegrants", "x"),
+    "get-secret": lambda c: _core(c).read_namespaced_secret("x", c.namespace),
     "create-httproute": lambda c: _custom(c).create_namespaced_custom_object(
         GROUP, "v1", c.namespace, "httproutes", _ROUTE),
     "delete-gateway": lambda c: _custom(c).delete_namespaced_custom_object(
@@ -263,7 +281,8 @@ FORBIDDEN: dict[str, Callable[[Cluster], Any]] = {
 
 @pytest.mark.parametrize("attempt", list(FORBIDDEN.values()), ids=list(FORBIDDEN))
 def test_account_may_do_nothing_else(cluster: Cluster, attempt: Callable[[Cluster], Any]) -> None:
-    """Writes other than status and Leases, and reads of unwatched kinds, are refused (403)."""
+    """Writes other than status updates and Leases, gets other than of the status writer's
+    kinds, and reads of unwatched kinds are refused (403)."""
     with pytest.raises(ApiException) as caught:
         attempt(cluster)
     assert caught.value.status == 403, caught.value.body
@@ -275,13 +294,50 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _serve_as_deployed(
+    kubeconfig: Path, xds_address: str, admin_address: str
+) -> tuple[list[str], dict[str, str]]:
+    """The Deployment's own `xdsctl` args (addresses made local, a kubeconfig for the token
+    instead of in-cluster config) and the environment its downward API gives one pod."""
+    deployment = find(render_deploy(), "Deployment", "controlplane")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    fields = {
+        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+        for e in container.get("env", [])
+        if "fieldRef" in e.get("valueFrom", {})
+    }
+    assert fields == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    args = list(container["args"])
+    assert args[:2] == ["serve", "--kubernetes"]
+    # The Lease's namespace and our identity come from the pod, never from flags: the Role
+    # that grants Leases lives in the Deployment's namespace.
+    assert not [a for a in args if a.startswith(("--lease", "--no-status", "--kubeconfig"))]
+    assert deployment["metadata"]["namespace"] == NAMESPACE
+    args[args.index("--xds-address") + 1] = xds_address
+    args[args.index("--admin-address") + 1] = admin_address
+    pod = {
+        "metadata.name": f"controlplane-{uuid.uuid4().hex[:10]}-{uuid.uuid4().hex[:5]}",
+        "metadata.namespace": deployment["metadata"]["namespace"],
+    }
+    command = [sys.executable, "-m", "xds_server.cli", *args, "--kubeconfig", str(kubeconfig)]
+    return command, {name: pod[path] for name, path in fields.items()}
+
+
+def _condition(status: Any, kind: str) -> Any:
+    found = [c for c in (status or {}).get("conditions", []) if c.get("type") == kind]
+    return found[0] if found else None
+
+
 def test_controlplane_runs_under_exactly_these_rules(
     kube_api: KubeApiServer, cluster: Cluster, tmp_path: Path
 ) -> None:
-    """`xdsctl serve --kubernetes` with the account's token syncs, becomes ready, translates
-    a Gateway of its class, and is never refused by the API server."""
+    """`xdsctl serve --kubernetes`, run as the Deployment runs it with the account's token,
+    syncs, becomes ready, writes the status it translated (GatewayClass and Gateway), holds
+    the Lease in the deploy namespace as its pod, releases it on a clean stop, and is never
+    refused by the API server."""
     class_name = f"rbac-{uuid.uuid4().hex[:8]}"
     custom = client.CustomObjectsApi(cluster.admin)
+    leases = client.CoordinationV1Api(cluster.admin)
     custom.create_cluster_custom_object(GROUP, "v1", "gatewayclasses", {
         "apiVersion": f"{GROUP}/v1", "kind": "GatewayClass",
         "metadata": {"name": class_name}, "spec": {"controllerName": CONTROLLER}})  # fmt: skip
@@ -297,22 +353,49 @@ def test_controlplane_runs_under_exactly_these_rules(
     )
     admin_url = f"http://127.0.0.1:{_free_port()}"
     log_path = tmp_path / "serve.log"
-    command = [
-        sys.executable, "-m", "xds_server.cli", "serve", "--kubernetes",
-        "--kubeconfig", str(kubeconfig), "--xds-address", f"127.0.0.1:{_free_port()}",
-        "--admin-address", admin_url.removeprefix("http://"), "--listener-address", "127.0.0.1",
-    ]  # fmt: skip
+    command, pod_env = _serve_as_deployed(
+        kubeconfig, f"127.0.0.1:{_free_port()}", admin_url.removeprefix("http://")
+    )
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **pod_env}
+        )
+    ours: dict[str, Any] = {}
     try:
 
-        def accepted() -> bool:
+        def status_written() -> bool:
+            """What the server translated for our Gateway and class is what the API server
+            holds (times aside), Accepted and Programmed; only the account's token wrote it."""
             assert process.poll() is None, log_path.read_text()
             if get(f"{admin_url}/readyz", timeout=2).status != 200:
                 return False
-            return f'"namespace": "{namespace}"' in get(f"{admin_url}/api/status").body.decode()
+            served = json.loads(get(f"{admin_url}/api/status").body)
+            wanted = {("Gateway", namespace, "web"), ("GatewayClass", "", class_name)}
+            for entry in served:
+                metadata = entry["metadata"]
+                if (entry["kind"], metadata.get("namespace", ""), metadata["name"]) in wanted:
+                    ours[entry["kind"]] = entry["status"]
+            if set(ours) != {"Gateway", "GatewayClass"}:
+                return False
+            gateway = custom.get_namespaced_custom_object(GROUP, "v1", namespace, "gateways", "web")
+            gateway_class = custom.get_cluster_custom_object(
+                GROUP, "v1", "gatewayclasses", class_name
+            )
+            return bool(
+                status_writer.without_times(gateway.get("status"))
+                == status_writer.without_times(ours["Gateway"])
+                and status_writer.without_times(gateway_class.get("status", {}).get("conditions"))
+                == status_writer.without_times(ours["GatewayClass"].get("conditions"))
+            )
 
-        wait_until(accepted, timeout=30, ignore=(OSError,), message=log_path.read_text)
+        wait_until(status_written, timeout=30, ignore=(OSError,), message=log_path.read_text)
+        for kind, condition_type in (("Gateway", "Programmed"), ("Gateway", "Accepted"),
+                             ("GatewayClass", "Accepted")):  # fmt: skip
+            condition = _condition(ours[kind], condition_type)
+            assert condition is not None, (kind, ours[kind])
+            assert condition["status"] == "True", (kind, ours[kind])
+        lease: Any = leases.read_namespaced_lease(leader.DEFAULT_LEASE_NAME, NAMESPACE)
+        assert lease.spec.holder_identity.startswith(f"{pod_env['POD_NAME']}_"), lease.spec
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -321,3 +404,7 @@ def test_controlplane_runs_under_exactly_these_rules(
     assert process.returncode == 0, log_text[-2000:]
     assert "403" not in log_text, log_text[-2000:]
     assert "forbidden" not in log_text.lower(), log_text[-2000:]
+    assert '"event": "status.written"' in log_text, log_text[-2000:]
+    # A clean stop releases the Lease: another replica takes over without waiting for it.
+    released: Any = leases.read_namespaced_lease(leader.DEFAULT_LEASE_NAME, NAMESPACE)
+    assert not released.spec.holder_identity, log_text[-2000:]
