@@ -44,7 +44,7 @@ class ServeSettings:
     admin_address: str = "127.0.0.1:19000"
     listener_address: str = "0.0.0.0"
     privileged_port_offset: int = 10000  # Gateway ports below 1024 bind to port + offset
-    debounce: float = 0.05
+    debounce: float = 0.02
     max_delay: float = 0.5
 
 

@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="Gateway listener ports below 1024 bind to port + N (0: as written)",
     )
-    serve.add_argument("--debounce", type=float, default=0.05, help="quiet time, seconds")
+    serve.add_argument("--debounce", type=float, default=0.02, help="quiet time, seconds")
     serve.add_argument("--max-delay", type=float, default=0.5, help="longest wait, seconds")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
