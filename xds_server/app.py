@@ -160,6 +160,7 @@ class ControlPlane:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            provider.close()
             await httpd.close_server(admin_server)
             await self.ads.close(grace=1.0)
             await server.stop(grace=1.0)
