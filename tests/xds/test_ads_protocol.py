@@ -79,6 +79,54 @@ def test_initial_wildcard_requests_are_answered_with_everything() -> None:
     run(scenario)
 
 
+def test_wildcard_forms_star_explicit_names_and_the_legacy_empty_list() -> None:
+    """CDS: "*" is a wildcard (with or without other names); explicit names select; once a
+    request named resources, an empty list unsubscribes instead of meaning the wildcard."""
+
+    async def scenario() -> None:
+        cache = SnapshotCache()
+        cache.set_snapshot({"ns/gw": gateway(clusters=("a", "b", "c"))})
+        async with ads_server(cache) as (target, _ads), proxies(target, node("ns/gw")) as [proxy]:
+            everything = (await handshake(proxy, eds=("a", "b", "c")))[CDS]  # legacy: no names
+            assert names(everything) == ["a", "b", "c"]
+            proxy.send(ack(everything, ["*"]))
+            await proxy.expect_nothing()  # the same wildcard: nothing new to send
+            proxy.send(ack(everything, ["*", "a"]))
+            await proxy.expect_nothing()
+            proxy.send(ack(everything, ["b"]))
+            only_b = await proxy.recv()
+            assert (only_b.type_url, names(only_b)) == (CDS, ["b"])
+            proxy.send(ack(only_b, []))
+            unsubscribed = await proxy.recv()
+            assert (unsubscribed.type_url, names(unsubscribed)) == (CDS, [])  # not a wildcard
+            proxy.send(ack(unsubscribed, []))
+            await proxy.expect_nothing()
+
+    run(scenario)
+
+
+def test_unknown_names_are_not_sent_until_they_exist() -> None:
+    """An EDS name that does not exist gets nothing; once it appears it is sent."""
+
+    async def scenario() -> None:
+        cache = SnapshotCache()
+        cache.set_snapshot({"ns/gw": gateway(clusters=("c1",))})
+        async with ads_server(cache) as (target, _ads), proxies(target, node("ns/gw")) as [proxy]:
+            proxy.send(request(EDS, ["later"]))
+            empty = await proxy.recv()  # the initial request is answered, with what exists
+            assert names(empty) == []
+            proxy.send(ack(empty, ["later"]))
+            await proxy.expect_nothing()
+            base = gateway(clusters=("c1",))
+            cache.set_snapshot(
+                {"ns/gw": replace(base, endpoints=(*base.endpoints, endpoints("later")))}
+            )
+            appeared = await proxy.recv()
+            assert (appeared.type_url, names(appeared)) == (EDS, ["later"])
+
+    run(scenario)
+
+
 def test_rds_and_eds_send_only_requested_names_that_exist() -> None:
     """RDS and EDS responses hold exactly the requested resources that exist."""
 
