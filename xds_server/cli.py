@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="control plane + real Envoy + two echo backends")
     demo.add_argument("--config-dir", type=Path, default=Path("examples"))
-    demo.add_argument("--listener-port", type=int, default=8080)
+    demo.add_argument("--delta", action="store_true", help="Envoy uses delta xDS")
     demo.set_defaults(run=_demo)
     return parser
 
@@ -242,7 +242,7 @@ def _echo(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from xds_server.demo import run_demo
 
-    return run_demo(args.config_dir, args.listener_port)
+    return run_demo(args.config_dir, args.delta)
 
 
 if __name__ == "__main__":
