@@ -43,7 +43,9 @@ class _HasProblems(Protocol):
     def problems(self) -> tuple[Problem, ...]: ...
 
 
-class ClaimingRoute(Protocol):
+class RouteFields(Protocol):
+    """What every step reads of a route of any kind (HTTPRoute, GRPCRoute)."""
+
     @property
     def kind(self) -> str: ...
     @property
@@ -54,6 +56,9 @@ class ClaimingRoute(Protocol):
     def hostnames(self) -> tuple[str, ...]: ...
     @property
     def problems(self) -> tuple[Problem, ...]: ...
+
+
+class ClaimingRoute(RouteFields, Protocol):
     @property
     def rules(self) -> Sequence[_HasProblems]: ...
 

@@ -26,7 +26,7 @@ from translator.crossserving import Lost
 from translator.gateways import GatewayState, ListenerState
 from translator.ir import Cluster, Route, WeightedCluster
 from translator.kube import CONTROLLER_NAME
-from translator.model import BackendRef, Meta, ObjectName, ParentRef
+from translator.model import BackendRef, ObjectName
 from translator.parse import Inventory
 
 PARTIALLY_INVALID = "PartiallyInvalid"
@@ -45,19 +45,9 @@ class RuleLike(Protocol):
     def problems(self) -> tuple[Problem, ...]: ...
 
 
-class RouteLike(Protocol):
+class RouteLike(crossserving.RouteFields, Protocol):
     """What the shared steps read of a route of any kind (its rules are passed apart)."""
 
-    @property
-    def kind(self) -> str: ...
-    @property
-    def meta(self) -> Meta: ...
-    @property
-    def parent_refs(self) -> tuple[ParentRef, ...]: ...
-    @property
-    def hostnames(self) -> tuple[str, ...]: ...
-    @property
-    def problems(self) -> tuple[Problem, ...]: ...
     @property
     def other_parents(self) -> tuple[Mapping[str, Any], ...]: ...
 

@@ -15,13 +15,22 @@ Symbolic links are followed. Files are merged in sorted path order (``watcher.do
 parses and merges; ``watcher.metadata`` adds uid, generation, creationTimestamp and
 resourceVersion as an API server would).
 
-How the provider watches: it polls ``os.scandir`` stat results (mtime, ctime, size, inode)
-every ``poll_interval`` seconds, in a worker thread so the event loop stays free, and
-re-reads only files whose stat changed (or whose mtime is too recent to trust, since two
-writes in one clock tick can leave the same stat). A file whose bytes did not change is not
-parsed again. After a change it waits until nothing has changed for ``debounce`` seconds, but
-never more than ``max_delay`` after the first change, and publishes once, only if objects or
-errors differ from the last snapshot. Versions count up from 1.
+How the provider watches: ``watcher.file_tree`` tells it, every ``poll_interval`` seconds
+(at once when inotify has events), which files may have changed: from inotify events on
+Linux, else by comparing ``os.scandir`` stat results (mtime, ctime, size, inode) of the
+whole tree; in a worker thread so the event loop stays free. It reads those files again; a
+file whose bytes did not change is not parsed again. After a change it waits until nothing
+has changed for ``debounce`` seconds, but never more than ``max_delay`` after the first
+change, and publishes once, only if objects or errors differ from the last snapshot.
+Versions count up from 1. The time from detecting a change to publishing its snapshot is
+observed in ``watcher.metrics.DEBOUNCE_SECONDS``.
+
+What a change costs: only changed files are merged again (``watcher.file_merge``), metadata
+is filled only for objects whose body changed (``observe_changes``), and the next snapshot's
+mapping is the last one's copied with those entries replaced. Every unchanged object keeps
+the very same body object from snapshot to snapshot (the incremental translator relies on
+it); ``objects`` lists new objects after the others, in no meaningful order
+(``ObjectSnapshot.bodies()`` sorts).
 
 What it must not do: crash or drop good objects because of bad input. A file that no longer
 parses keeps its last good objects (an editor may have saved half of it) and reports the
@@ -36,65 +45,54 @@ import asyncio
 import hashlib
 import os
 import stat as stat_module
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any
 
 import structlog
 
+from watcher import metrics
 from watcher.documents import FileContent, merge, read_documents
-from watcher.metadata import Clock, History, observe, utc_now
-from watcher.objects import LoadError, ObjectSnapshot
+from watcher.file_merge import FileMerge
+from watcher.file_tree import FileStat, FileTree, merge_order, os_reason, walk
+from watcher.metadata import Clock, History, observe, observe_changes, utc_now
+from watcher.objects import LoadError, ObjectKey, ObjectSnapshot
 
-SUFFIXES = (".yaml", ".yml", ".json")
-
-# A file modified this recently may change again without changing its stat (same size, same
-# coarse mtime tick), so it is read again at each poll until it is older than this.
-_RACY_NS = 2_000_000_000
+# The event loop wakes at most this often for inotify events (a busy log file in the tree
+# must not spin it); changes are still seen at once after a quiet spell.
+_MIN_GAP = 0.01
 
 log = structlog.get_logger(__name__)
-
-
-class FileStat(NamedTuple):
-    """What a poll compares to decide whether a file must be read again."""
-
-    mtime_ns: int
-    ctime_ns: int
-    size: int
-    inode: int
-
-    @classmethod
-    def of(cls, result: os.stat_result) -> FileStat:
-        return cls(result.st_mtime_ns, result.st_ctime_ns, result.st_size, result.st_ino)
 
 
 @dataclass(frozen=True, slots=True)
 class Scan:
     """The files found under some paths, in merge order, and the paths that could not be read."""
 
-    files: Mapping[Path, FileStat]
+    files: dict[str, FileStat]
     errors: tuple[LoadError, ...] = ()
 
 
 def scan_paths(paths: Iterable[Path]) -> Scan:
     """Find the files to load: each path in turn, directories expanded in sorted order."""
-    files: dict[Path, FileStat] = {}
+    files: dict[str, FileStat] = {}
     errors: list[LoadError] = []
     for path in paths:
+        name = str(path)
         try:
-            result = path.stat()
+            result = os.stat(name)
         except OSError as exc:
-            errors.append(LoadError(str(path), _os_reason(exc)))
+            errors.append(LoadError(name, os_reason(exc)))
             continue
         if not stat_module.S_ISDIR(result.st_mode):
-            files.setdefault(path, FileStat.of(result))
+            files.setdefault(name, FileStat.of(result))
             continue
-        found, problems = _scan_tree(path, (result.st_dev, result.st_ino))
-        errors.extend(problems)
-        for file, file_stat in found:
-            files.setdefault(file, file_stat)
+        found = walk(name, (result.st_dev, result.st_ino), {})
+        order = merge_order(name)
+        errors.extend(found.errors[directory] for directory in sorted(found.errors, key=order))
+        for file in sorted(found.files, key=order):
+            files.setdefault(file, found.files[file])
     return Scan(files, tuple(errors))
 
 
@@ -107,7 +105,7 @@ def load_paths(paths: Sequence[Path], *, now: Clock = utc_now) -> ObjectSnapshot
         if isinstance(data, LoadError):
             contents.append(FileContent(data.source, errors=(data,), parsed=False))
         else:
-            contents.append(read_documents(data, str(path), is_json=_is_json(path)))
+            contents.append(read_documents(data, path, is_json=_is_json(path)))
     objects, errors = merge(contents)
     history = observe(History(), objects, now)
     snapshot = ObjectSnapshot(1, history.bodies(), scan.errors + errors)
@@ -117,12 +115,10 @@ def load_paths(paths: Sequence[Path], *, now: Clock = utc_now) -> ObjectSnapshot
 
 @dataclass(frozen=True, slots=True)
 class _CachedFile:
-    """One file as last read: its stat, a digest of its bytes, and what it yielded."""
+    """One file as last read: a digest of its bytes (None: unreadable), and what it yielded."""
 
-    stat: FileStat
     digest: bytes | None
     content: FileContent
-    racy: bool
 
 
 class FileProvider:
@@ -133,9 +129,11 @@ class FileProvider:
         root: Path,
         *,
         poll_interval: float = 0.05,
-        debounce: float = 0.05,
+        debounce: float = 0.02,
         max_delay: float = 0.5,
         now: Clock = utc_now,
+        events: bool = True,
+        rescan_interval: float = 10.0,
     ) -> None:
         if poll_interval <= 0 or debounce < 0 or max_delay < 0:
             raise ValueError("poll_interval must be > 0; debounce and max_delay >= 0")
@@ -144,7 +142,10 @@ class FileProvider:
         self._debounce = debounce
         self._max_delay = max_delay
         self._now = now
-        self._files: dict[Path, _CachedFile] = {}
+        self._tree = FileTree(str(root), events=events, rescan_interval=rescan_interval)
+        self._merge = FileMerge(self._tree.order)
+        self._files: dict[str, _CachedFile] = {}
+        self._pending: set[str] = set()  # files whose content changed since the last build
         self._scan_errors: tuple[LoadError, ...] = ()
         self._history = History()
         self._published: ObjectSnapshot | None = None
@@ -154,15 +155,27 @@ class FileProvider:
     def root(self) -> Path:
         return self._root
 
+    @property
+    def uses_events(self) -> bool:
+        """True while inotify tells what changed; False while every poll walks the tree."""
+        return self._tree.uses_events
+
+    def close(self) -> None:
+        """Stop watching with inotify (later reloads poll); also done at garbage collection."""
+        self._tree.close()
+
     async def run(self, publish: Callable[[ObjectSnapshot], None]) -> None:
         """Publish the first snapshot, then one per settled change, until cancelled."""
         await asyncio.to_thread(self._refresh)
         await self._publish(publish, first=True)
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self._poll_interval)
+            await self._next_poll(loop)
             if await asyncio.to_thread(self._refresh):
+                detected = loop.time()
                 await self._settle()
-                await self._publish(publish)
+                if await self._publish(publish):
+                    metrics.DEBOUNCE_SECONDS.observe(loop.time() - detected)
 
     def reload(self) -> ObjectSnapshot | None:
         """Read what changed on disk now: the next snapshot, or None when nothing changed.
@@ -171,6 +184,26 @@ class FileProvider:
         """
         self._refresh()
         return self._build()
+
+    async def _next_poll(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Sleep ``poll_interval``, or less when inotify has events (but at least _MIN_GAP)."""
+        fd = self._tree.fileno()
+        if fd is None:
+            await asyncio.sleep(self._poll_interval)
+            return
+        await asyncio.sleep(min(_MIN_GAP, self._poll_interval))
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(fd, wake)
+        try:
+            await asyncio.wait({readable}, timeout=max(0.0, self._poll_interval - _MIN_GAP))
+        finally:
+            loop.remove_reader(fd)
+            readable.cancel()
 
     async def _settle(self) -> None:
         """Wait for quiet: ``debounce`` without change, at most ``max_delay`` in all."""
@@ -187,65 +220,86 @@ class FileProvider:
 
     async def _publish(
         self, publish: Callable[[ObjectSnapshot], None], *, first: bool = False
-    ) -> None:
+    ) -> bool:
+        """Build and publish the next snapshot; False when nothing changed."""
         snapshot = await asyncio.to_thread(self._build)
         if snapshot is None and first:
             snapshot = self._published  # reload() already built it; run() still starts with it
-        if snapshot is not None:
-            publish(snapshot)
+        if snapshot is None:
+            return False
+        publish(snapshot)
+        return True
 
     def _refresh(self) -> bool:
-        """Scan, re-read what changed; True when any file's content or the file set changed."""
-        scan = scan_paths([self._root])
-        now_ns = time.time_ns()
-        changed = scan.errors != self._scan_errors
-        files: dict[Path, _CachedFile] = {}
-        for path, file_stat in scan.files.items():
+        """Re-read what may have changed; True when any file's content or the file set changed."""
+        touched = self._tree.refresh()
+        changed = self._tree.errors != self._scan_errors
+        self._scan_errors = self._tree.errors
+        for path in touched:
             old = self._files.get(path)
-            new = _refresh_file(path, file_stat, old, now_ns)
+            new = _read_file(path, old) if path in self._tree.files else None
             if new is None:
+                if self._files.pop(path, None) is not None:
+                    self._pending.add(path)
+                    changed = True
                 continue
-            files[path] = new
-            changed = changed or old is None or new.content is not old.content
-        changed = changed or len(files) != len(self._files)
-        self._files, self._scan_errors = files, scan.errors
+            self._files[path] = new
+            if old is None or new.content is not old.content:
+                self._pending.add(path)
+                changed = True
         return changed
 
     def _build(self) -> ObjectSnapshot | None:
         """The next snapshot, or None when objects and errors are what was last published."""
-        objects, errors = merge(cached.content for cached in self._files.values())
-        errors = self._scan_errors + errors
-        self._history = observe(self._history, objects, self._now)
-        bodies = self._history.bodies()
+        files = self._files
+        changes = {
+            path: cached.content if (cached := files.get(path)) is not None else None
+            for path in self._pending
+        }
+        self._pending = set()
+        loaded = self._merge.apply(changes)
+        self._history, published = observe_changes(self._history, loaded, self._now)
+        errors = self._scan_errors + self._merge.errors()
         last = self._published
-        if last is not None and errors == last.errors and bodies == last.objects:
+        if last is not None and not published and errors == last.errors:
             return None
-        snapshot = ObjectSnapshot((last.version if last else 0) + 1, bodies, errors)
+        objects = _replaced(last.objects if last is not None else {}, published)
+        snapshot = ObjectSnapshot((last.version if last else 0) + 1, objects, errors)
         self._published = snapshot
         self._logged = _log_new(errors, self._logged)
         return snapshot
 
 
-def _refresh_file(
-    path: Path, file_stat: FileStat, old: _CachedFile | None, now_ns: int
-) -> _CachedFile | None:
-    """The file's new cache entry (``old`` itself when untouched); None if it vanished."""
-    if old is not None and old.stat == file_stat and not old.racy:
-        return old
-    racy = now_ns - file_stat.mtime_ns < _RACY_NS
+def _replaced(
+    objects: Mapping[ObjectKey, Mapping[str, Any]],
+    changes: Mapping[ObjectKey, Mapping[str, Any] | None],
+) -> dict[ObjectKey, Mapping[str, Any]]:
+    """A copy of ``objects`` with ``changes`` applied (None: removed)."""
+    result = dict(objects)
+    for key, body in changes.items():
+        if body is None:
+            result.pop(key, None)
+        else:
+            result[key] = body
+    return result
+
+
+def _read_file(path: str, old: _CachedFile | None) -> _CachedFile | None:
+    """The file's new cache entry (``old`` itself when its bytes are the same); None if gone."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            data = file.read()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        error = LoadError(str(path), _os_reason(exc))
+        error = LoadError(path, os_reason(exc))
         content = FileContent(error.source, errors=(error,), parsed=False)
-        return _CachedFile(file_stat, None, _keep_last_good(content, old), racy)
+        return _CachedFile(None, _keep_last_good(content, old))
     digest = hashlib.blake2b(data, digest_size=16).digest()
     if old is not None and old.digest == digest:
-        return replace(old, stat=file_stat, racy=racy)
-    content = read_documents(data, str(path), is_json=_is_json(path))
-    return _CachedFile(file_stat, digest, _keep_last_good(content, old), racy)
+        return old
+    content = read_documents(data, path, is_json=_is_json(path))
+    return _CachedFile(digest, _keep_last_good(content, old))
 
 
 def _keep_last_good(content: FileContent, old: _CachedFile | None) -> FileContent:
@@ -258,66 +312,16 @@ def _keep_last_good(content: FileContent, old: _CachedFile | None) -> FileConten
     return replace(content, objects=old.content.objects, errors=errors)
 
 
-def _scan_tree(
-    root: Path, identity: tuple[int, int]
-) -> tuple[list[tuple[Path, FileStat]], list[LoadError]]:
-    """Every YAML/JSON file under ``root`` (device and inode ``identity``), sorted by path."""
-    found: list[tuple[tuple[str, ...], Path, FileStat]] = []
-    errors: list[LoadError] = []
-    seen = {identity}
-    pending: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
-    while pending:
-        directory, parts = pending.pop()
-        try:
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    _scan_entry(entry, parts, seen, found, pending)
-        except FileNotFoundError:
-            continue  # removed while we looked; the next poll sees the rest
-        except OSError as exc:
-            errors.append(LoadError(str(directory), _os_reason(exc, "list directory")))
-    found.sort(key=lambda item: item[0])
-    return [(path, file_stat) for _, path, file_stat in found], errors
-
-
-def _scan_entry(
-    entry: os.DirEntry[str],
-    parts: tuple[str, ...],
-    seen: set[tuple[int, int]],
-    found: list[tuple[tuple[str, ...], Path, FileStat]],
-    pending: list[tuple[Path, tuple[str, ...]]],
-) -> None:
-    """File one directory entry: a file to load, a directory to descend into, or nothing."""
-    if entry.name.startswith("."):
-        return
+def _read(path: str) -> bytes | LoadError:
     try:
-        if entry.is_dir():
-            result = entry.stat()
-            identity = (result.st_dev, result.st_ino)
-            if identity not in seen:  # a symbolic link loop is walked once
-                seen.add(identity)
-                pending.append((Path(entry.path), (*parts, entry.name)))
-        elif entry.name.lower().endswith(SUFFIXES) and entry.is_file():
-            found.append(((*parts, entry.name), Path(entry.path), FileStat.of(entry.stat())))
-    except OSError:
-        return  # vanished, or a dangling link: nothing to load
-
-
-def _read(path: Path) -> bytes | LoadError:
-    try:
-        return path.read_bytes()
+        with open(path, "rb") as file:
+            return file.read()
     except OSError as exc:
-        return LoadError(str(path), _os_reason(exc))
+        return LoadError(path, os_reason(exc))
 
 
-def _is_json(path: Path) -> bool:
-    return path.suffix.lower() == ".json"
-
-
-def _os_reason(exc: OSError, doing: str = "read") -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "no such file or directory"
-    return f"cannot {doing}: {exc.strerror or exc}"
+def _is_json(path: str) -> bool:
+    return path.lower().endswith(".json")
 
 
 def _log_new(errors: Sequence[LoadError], logged: frozenset[LoadError]) -> frozenset[LoadError]:

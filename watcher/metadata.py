@@ -1,10 +1,12 @@
 """Fill in the metadata an API server would add to objects that come from files.
 
-``watcher.files`` calls ``observe`` each time it builds a snapshot, passing the ``History``
-it got last time and the objects as the files give them now. ``observe`` is pure apart from
-one clock reading and fresh uuid4 values: it never touches files, never logs, and never
-mutates the bodies it is given (the filled bodies are new dicts; everything below
-``metadata`` is shared, read-only, with the caller's cache).
+``watcher.files`` calls ``observe`` with the ``History`` it got last time and every object as
+the files give them now (``load_paths``), or ``observe_changes`` with only the objects whose
+loaded body changed (``FileProvider``, at each snapshot: the cost follows the change, not
+the number of objects). Both are pure apart from one clock reading and fresh uuid4 values:
+they never touch files, never log, never mutate the bodies or the history they are given
+(the filled bodies are new dicts; everything below ``metadata`` is shared, read-only, with
+the caller's cache).
 
 What it adds, never overriding a value the file sets itself:
 
@@ -81,6 +83,38 @@ def observe(history: History, loaded: Mapping[ObjectKey, Mapping[str, Any]], now
         counter += 1
         records[key] = _record(previous, body, counter, created)
     return History(records, counter)
+
+
+def observe_changes(
+    history: History, changes: Mapping[ObjectKey, Mapping[str, Any] | None], now: Clock
+) -> tuple[History, dict[ObjectKey, Mapping[str, Any] | None]]:
+    """``observe`` for the objects in ``changes`` only (None: gone); all others are kept.
+
+    Returns the new history and the filled bodies that changed (None: gone); an object whose
+    new body equals the one it had keeps its record and is not among them.
+    """
+    if not changes:
+        return history, {}
+    records = dict(history.records)
+    counter = history.resource_version
+    published: dict[ObjectKey, Mapping[str, Any] | None] = {}
+    created: str | None = None
+    for key, body in changes.items():
+        previous = records.get(key)
+        if body is None:
+            if previous is not None:
+                del records[key]
+                published[key] = None
+            continue
+        if previous is not None and (previous.loaded is body or previous.loaded == body):
+            continue
+        counter += 1
+        created = created or format_timestamp(now())
+        records[key] = _record(previous, body, counter, created)
+        published[key] = records[key].body
+    if not published:
+        return history, published
+    return History(records, counter), published
 
 
 def _record(

@@ -79,6 +79,9 @@ class TypeState:
     type_url: str
     subscribed: bool = False
     names: frozenset[str] = frozenset()  # requested names; empty means wildcard for LDS/CDS
+    # A request named resources: from then on an empty list unsubscribes from everything
+    # instead of meaning the legacy wildcard (xDS protocol, "How the client specifies").
+    explicit: bool = False
     answer: bool = False  # an initial request (empty nonce) waits for its answer
     client_version: str = ""  # version_info of that initial request
     version: str = ""  # version last sent (or found up to date on reconnect)
@@ -156,12 +159,14 @@ def apply_request(state: StreamState, req: Any, now: float, wall: float) -> Outc
         return Outcome("unknown_type", req.type_url)
     if not req.response_nonce:  # initial request, or a re-subscription: always answered
         ts.subscribed, ts.names, ts.answer = True, shared_names(req.resource_names), True
+        ts.explicit = ts.explicit or bool(ts.names)
         ts.client_version, ts.pending = req.version_info, False
         _update_coverage(state)
         return Outcome("initial", ts.type_url, req.version_info)
     if req.response_nonce != ts.nonce:
         return Outcome("stale", ts.type_url, req.version_info)
     ts.names = shared_names(req.resource_names)
+    ts.explicit = ts.explicit or bool(ts.names)
     _update_coverage(state)
     if not ts.pending:
         return Outcome("update", ts.type_url, ts.version)
@@ -188,7 +193,7 @@ class Response:
 
 def _selection(ts: TypeState, target: TypeSet) -> TypeSet:
     """What the subscription selects from the target (wildcard LDS/CDS: everything)."""
-    if ts.type_url in _WILDCARD_TYPES and (not ts.names or "*" in ts.names):
+    if ts.type_url in _WILDCARD_TYPES and ("*" in ts.names or not (ts.names or ts.explicit)):
         return target
     if ts.memo is not None and ts.memo[0] is target and ts.memo[1] is ts.names:
         return ts.memo[2]

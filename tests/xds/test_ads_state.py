@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
-from support.xds_clients import QUIET, snapshot
+from support.xds_clients import QUIET, MemoryStream, snapshot
 from test_ads_support import gateway, names, node, request
 
 from translator.result import (
@@ -313,27 +313,13 @@ def test_describe_is_json() -> None:
     assert entry["types"]["clusters"]["acked_version"] == stream.state.types[CDS].version
 
 
-class MemoryStream:
-    """The two-method Stream over in-memory queues."""
-
-    def __init__(self) -> None:
-        self.requests: asyncio.Queue[Any] = asyncio.Queue()
-        self.responses: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def recv(self) -> Any:
-        return await self.requests.get()
-
-    async def send(self, data: bytes) -> None:
-        self.responses.put_nowait(discovery_pb2.DiscoveryResponse.FromString(data))
-
-
 def test_the_server_loop_runs_over_any_stream() -> None:
     """AdsServer.serve answers, waits for a snapshot, and ends when the proxy closes its side."""
 
     async def scenario() -> None:
         cache = SnapshotCache()
         ads = AdsServer(cache)
-        stream = MemoryStream()
+        stream = MemoryStream(discovery_pb2.DiscoveryResponse)
         first = request(CDS, node_msg=node("ns/gw"))
         stream.requests.put_nowait(first)
         serving = asyncio.create_task(ads.serve(stream, "memory"))

@@ -5,6 +5,7 @@ its routes from RDS over ADS, RouteConfigurations routing path prefixes to clust
 Clusters over ADS and ClusterLoadAssignments. ``Proxy`` is a real grpc.aio client of
 ``StreamAggregatedResources`` with a request queue, acting as Envoy (``support.xds_clients``
 has what it shares with the delta client); the tests drive its ACKs and NACKs by hand.
+``SOTW`` is the protocol as the tests of rules common to SotW and delta drive it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
-from support.xds_clients import AdsClient, connected, envoy_handshake, serving
+from support.xds_clients import AdsClient, XdsProtocol, connected, serving
 
 from translator.result import (
     CLUSTER_TYPE,
@@ -214,8 +215,9 @@ def proxies(target: str, *nodes: Any) -> contextlib.AbstractAsyncContextManager[
     return connected(Proxy, target, *nodes)
 
 
-async def handshake(
-    proxy: Proxy, eds: Sequence[str] = ("c1",), rds: Sequence[str] = ("r1",)
-) -> dict[str, Any]:
-    """Start the way Envoy does (CDS, EDS, LDS, RDS, each ACKed); the last response by type."""
-    return await envoy_handshake(proxy, request, ack, eds, rds)
+def _version(response: Any) -> str:
+    return str(response.version_info)
+
+
+SOTW = XdsProtocol("sotw", Proxy, request, ack, names, _version, decode)
+handshake = SOTW.handshake  # CDS, EDS, LDS, RDS, each ACKed; the last response by type

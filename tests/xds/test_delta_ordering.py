@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
-from support.xds_clients import QUIET, serving
-from test_ads_ordering import split_gateway
+from support.xds_clients import QUIET, handle_until_quiet, serving
+from test_ads_ordering import rds_names, split_gateway
 from test_ads_support import gateway, node
 from test_delta_support import (
     DeltaProxy,
@@ -63,12 +60,8 @@ class DeltaEnvoyLike:
 
     async def run_until_quiet(self, quiet: float = QUIET) -> list[tuple[str, list[str], list[str]]]:
         start = len(self.transcript)
-        while True:
-            try:
-                response = await self.proxy.recv(within=quiet)
-            except TimeoutError:
-                return self.transcript[start:]
-            self.handle(response)
+        await handle_until_quiet(self.proxy, self.handle, quiet)
+        return self.transcript[start:]
 
     def _clusters(self, response: Any) -> None:
         gone = set(removed(response)) & set(self.known)
@@ -131,17 +124,6 @@ class DeltaEnvoyLike:
                 self.lds_started = True
                 self.proxy.send(delta_request(LDS))
             self.unacked_cds = []
-
-
-def rds_names(message: Any) -> tuple[str, ...]:
-    """The route configs a Listener's HTTP connection managers load over RDS."""
-    found = set()
-    for chain in message.filter_chains:
-        for network_filter in chain.filters:
-            manager = hcm_pb2.HttpConnectionManager()
-            network_filter.typed_config.Unpack(manager)
-            found.add(manager.rds.route_config_name)
-    return tuple(sorted(found))
 
 
 def test_a_change_adds_clusters_first_and_removes_them_last() -> None:

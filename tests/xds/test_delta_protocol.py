@@ -2,8 +2,10 @@
 
 The rules are those of Envoy's xDS protocol documentation, "Incremental xDS" and the
 sections it refers to (wildcard forms, knowing when a resource does not exist,
-unsubscribing, reconnecting), plus ours: nothing before the first snapshot, each proxy
-only its own Gateway, NACKed content never re-sent, one response per type in flight.
+unsubscribing, reconnecting), plus ours: NACKed content never re-sent, one response per
+type in flight. Rules delta shares with SotW (nothing before the first snapshot, the legacy
+wildcard, each proxy only its own Gateway, unknown Gateways wait, slow proxies, close) are
+tested for both protocols in test_rules_both_protocols.py.
 """
 
 from __future__ import annotations
@@ -12,12 +14,10 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-import grpc
 from structlog.testing import capture_logs
 from support.xds_clients import DEADLINE, metric, run, serving
 from test_ads_support import Proxy, gateway, handshake, listener, node, request
 from test_delta_support import (
-    DeltaProxy,
     added,
     delta_ack,
     delta_decode,
@@ -46,40 +46,6 @@ def delta_entry(ads: AdsServer, node_id: str = "proxy-1") -> dict[str, Any]:
     [entry] = [c for c in ads.clients() if c["node"]["id"] == node_id]
     assert entry["protocol"] == "delta"
     return dict(entry)
-
-
-def test_nothing_is_sent_before_the_first_snapshot() -> None:
-    """Requests before the first set_snapshot get nothing; the first snapshot answers them."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        async with serving(cache) as (target, _ads), delta_proxies(target, node("ns/gw")) as [p]:
-            p.send(delta_request(CDS))
-            p.send(delta_request(LDS))
-            await p.expect_nothing()
-            cache.set_snapshot({"ns/gw": gateway()})
-            response = await p.recv()
-            assert (response.type_url, added(response)) == (CDS, ["c1"])
-            assert response.control_plane.identifier == "gateway-xds"
-
-    run(scenario)
-
-
-def test_a_first_request_without_names_is_a_wildcard() -> None:
-    """Legacy wildcard: no names to subscribe or unsubscribe in the first CDS/LDS request."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        resources = gateway(routes=[("/a", "a"), ("/b", "b")], clusters=("a", "b", "c"))
-        second = listener("l2", "r1", 10081)
-        cache.set_snapshot({"ns/gw": replace(resources, listeners=(*resources.listeners, second))})
-        async with serving(cache) as (target, _ads), delta_proxies(target, node("ns/gw")) as [p]:
-            responses = await delta_handshake(p, eds=("a", "b", "c"))
-            assert added(responses[CDS]) == ["a", "b", "c"]
-            assert added(responses[LDS]) == ["l1", "l2"]
-            await p.expect_nothing()
-
-    run(scenario)
 
 
 def test_star_is_a_wildcard_and_unsubscribing_it_keeps_explicit_names() -> None:
@@ -146,30 +112,6 @@ def test_versions_are_content_hashes_and_only_changes_are_sent() -> None:
             p.send(delta_ack(eds))
             p.send(delta_ack(cds))
             await p.expect_nothing()
-
-    run(scenario)
-
-
-def test_an_ack_is_recorded_and_nothing_more_is_sent() -> None:
-    """An ACK is recorded in the registry and metrics and gets no response."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        cache.set_snapshot({"ns/gw": gateway()})
-        acks = metric("gateway_xds_acks_total", type="clusters")
-        connected = metric("gateway_xds_connected_proxies")
-        async with serving(cache) as (target, ads), delta_proxies(target, node("ns/gw")) as [p]:
-            p.send(delta_request(CDS))
-            cds = await p.recv()
-            assert delta_entry(ads)["types"]["clusters"]["pending"] is True
-            p.send(delta_ack(cds))
-            await p.expect_nothing()
-            clusters = delta_entry(ads)["types"]["clusters"]
-            assert clusters["pending"] is False
-            assert clusters["acked_version"] == cache.gateways["ns/gw"].types[CDS].version
-            assert clusters["sent_nonce"] == cds.nonce
-            assert metric("gateway_xds_acks_total", type="clusters") == acks + 1
-            assert metric("gateway_xds_connected_proxies") == connected + 1
 
     run(scenario)
 
@@ -342,72 +284,6 @@ def test_a_reconnect_with_stale_versions_gets_only_what_differs() -> None:
     run(scenario)
 
 
-def test_each_proxy_receives_only_its_own_gateway() -> None:
-    """Proxies of two Gateways get only their own resources, and only their own changes."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        gateway_a = gateway(clusters=("a1",), routes=[("/", "a1")])
-        cache.set_snapshot(
-            {"ns/a": gateway_a, "ns/b": gateway(clusters=("b1",), routes=[("/", "b1")])}
-        )
-        nodes = (node("ns/a", "proxy-a"), node("ns/b", "proxy-b"))
-        async with serving(cache) as (target, ads), delta_proxies(target, *nodes) as [a, b]:
-            got_a = await delta_handshake(a, eds=("a1",))
-            got_b = await delta_handshake(b, eds=("b1",))
-            assert (added(got_a[CDS]), added(got_b[CDS])) == (["a1"], ["b1"])
-            moved_b = gateway(clusters=("b1",), routes=[("/", "b1")], endpoint_port=9)
-            cache.set_snapshot({"ns/a": gateway_a, "ns/b": moved_b})
-            update = await b.recv()
-            assert (update.type_url, added(update)) == (EDS, ["b1"])
-            await a.expect_nothing()
-            assert {c["gateway"] for c in ads.clients()} == {"ns/a", "ns/b"}
-
-    run(scenario)
-
-
-def test_a_proxy_of_an_unknown_gateway_waits_for_it() -> None:
-    """A node naming no known Gateway gets nothing (stream kept open) until it exists."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        cache.set_snapshot({"ns/other": gateway()})
-        nodes = (node("ns/later"), node(None, "proxy-2"))
-        async with serving(cache) as (target, _ads), delta_proxies(target, *nodes) as clients:
-            for client in clients:
-                client.send(delta_request(CDS))
-            for client in clients:
-                await client.expect_nothing()
-            cache.set_snapshot({"ns/other": gateway(), "ns/later": gateway(clusters=("x",))})
-            assert added(await clients[0].recv()) == ["x"]
-            await clients[1].expect_nothing()
-
-    run(scenario)
-
-
-def test_a_slow_proxy_gets_only_the_newest_version() -> None:
-    """While a response awaits its ACK newer versions wait; the ACK brings only the newest."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        cache.set_snapshot({"ns/gw": gateway()})
-        async with serving(cache) as (target, _ads), delta_proxies(target, node("ns/gw")) as [p]:
-            await delta_handshake(p)
-            cache.set_snapshot({"ns/gw": gateway(routes=[("/v2", "c1")])})
-            unacked = await p.recv()
-            for version in range(3, 7):
-                cache.set_snapshot({"ns/gw": gateway(routes=[(f"/v{version}", "c1")])})
-            await p.expect_nothing()
-            p.send(delta_ack(unacked))
-            newest = await p.recv()
-            [config] = delta_decode(newest)
-            assert config.virtual_hosts[0].routes[0].match.prefix == "/v6"
-            p.send(delta_ack(newest))
-            await p.expect_nothing()
-
-    run(scenario)
-
-
 def test_sync_changes_are_reported_on_connect_nack_recovery_and_disconnect() -> None:
     """on_sync_change(gateway) fires on connect, a NACK, the first ACK after it, disconnect."""
 
@@ -466,24 +342,6 @@ def test_the_registry_lists_sotw_and_delta_streams_with_distinct_ids() -> None:
             )  # the same content has the same version in both protocols
             assert {c["node"]["id"] for c in ads.clients()} == {"sotw-1", "delta-1"}
             await sotw.close()
-
-    run(scenario)
-
-
-def test_close_ends_every_delta_stream_cleanly() -> None:
-    """AdsServer.close also ends delta streams with status OK and empties the registry."""
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        cache.set_snapshot({"ns/gw": gateway()})
-        async with serving(cache) as (target, ads):
-            proxy = DeltaProxy(target, node("ns/gw"))
-            proxy.send(delta_request(CDS))
-            await proxy.recv()
-            await ads.close(grace=DEADLINE)
-            assert await asyncio.wait_for(proxy.call.code(), DEADLINE) == grpc.StatusCode.OK
-            assert ads.clients() == []
-            await proxy.close()
 
     run(scenario)
 

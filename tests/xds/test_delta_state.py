@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
-from support.xds_clients import QUIET, snapshot
+from support.xds_clients import QUIET, MemoryStream, snapshot
 from test_ads_support import cluster, endpoints, gateway, listener, node
 from test_delta_support import delta_request
 
@@ -507,20 +507,6 @@ def test_views_and_describe_show_what_is_held_acked_and_rejected() -> None:
     assert entry["types"]["clusters"]["resources_acked"] == 1
 
 
-class MemoryStream:
-    """The two-method Stream over in-memory queues."""
-
-    def __init__(self) -> None:
-        self.requests: asyncio.Queue[Any] = asyncio.Queue()
-        self.responses: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def recv(self) -> Any:
-        return await self.requests.get()
-
-    async def send(self, data: bytes) -> None:
-        self.responses.put_nowait(discovery_pb2.DeltaDiscoveryResponse.FromString(data))
-
-
 def test_the_server_loop_runs_over_any_stream() -> None:
     """DeltaServer.serve answers, waits for a snapshot, and ends when the proxy closes."""
 
@@ -528,7 +514,7 @@ def test_the_server_loop_runs_over_any_stream() -> None:
         cache = SnapshotCache()
         changes: list[str | None] = []
         delta = DeltaServer(cache, changes.append)
-        stream = MemoryStream()
+        stream = MemoryStream(discovery_pb2.DeltaDiscoveryResponse)
         stream.requests.put_nowait(delta_request(CDS, node_msg=node("ns/gw")))
         serving = asyncio.create_task(delta.serve(stream, "memory"))
         await asyncio.sleep(0)

@@ -2,7 +2,8 @@
 
 ``DeltaProxy`` is a real grpc.aio client of ``DeltaAggregatedResources`` with a request
 queue, acting as Envoy; tests drive its subscriptions, ACKs and NACKs by hand. Resource
-builders come from ``test_ads_support``.
+builders come from ``test_ads_support``. ``DELTA`` is the protocol as the tests of rules
+common to SotW and delta drive it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
-from support.xds_clients import AdsClient, connected, envoy_handshake
+from support.xds_clients import AdsClient, XdsProtocol, connected
 from test_ads_support import MESSAGE_CLASSES
 
 from xds_server.cache import resource_name
@@ -97,11 +98,21 @@ def delta_proxies(
 
 
 def _ack_keeping_subscription(response: Any, _names: Iterable[str]) -> Any:
+    """A delta ACK names no resources: the subscription stays as the requests left it."""
     return delta_ack(response)
 
 
-async def delta_handshake(
-    proxy: DeltaProxy, eds: Iterable[str] = ("c1",), rds: Iterable[str] = ("r1",)
-) -> dict[str, Any]:
-    """Start the way Envoy does (legacy wildcard CDS, EDS, LDS, RDS, each ACKed)."""
-    return await envoy_handshake(proxy, delta_request, _ack_keeping_subscription, eds, rds)
+def _system_version(response: Any) -> str:
+    return str(response.system_version_info)
+
+
+DELTA = XdsProtocol(
+    "delta",
+    DeltaProxy,
+    delta_request,
+    _ack_keeping_subscription,
+    added,
+    _system_version,
+    delta_decode,
+)
+delta_handshake = DELTA.handshake  # legacy wildcard CDS, EDS, LDS, RDS, each ACKed
