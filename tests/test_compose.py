@@ -229,9 +229,8 @@ def test_controlplane_listens_on_all_interfaces_and_publishes_the_demo_ports() -
 
 def test_published_ports_are_the_demo_ports_on_loopback() -> None:
     """All services together publish exactly `make demo`'s ports, on 127.0.0.1, unchanged."""
-    listener_port = build_parser().parse_args(["demo"]).listener_port
     expected = {
-        listener_port,
+        demo.LISTENER_PORT,
         demo.ENVOY_ADMIN_PORT,
         demo.XDS[1],
         port_of(demo.ADMIN),
