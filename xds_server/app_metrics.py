@@ -31,3 +31,19 @@ REJECTING_PROXIES = Gauge(
 )
 for _label in TYPE_KEYS.values():  # every type exported from the start, at 0
     REJECTING_PROXIES.labels(_label)
+STATUS_WRITES = Counter(
+    "gateway_xds_status_writes_total",
+    "Status subresource work by outcome: written; unchanged (the live status already matched);"
+    " conflict (409, retried); refused (4xx such as 422, not retried); failed (5xx or"
+    " unreachable, retried); dropped (the queue was full: diffed again later)",
+    ["result"],
+)
+STATUS_RESULTS = ("written", "unchanged", "conflict", "refused", "failed", "dropped")
+for _result in STATUS_RESULTS:
+    STATUS_WRITES.labels(_result)
+STATUS_PENDING = Gauge(
+    "gateway_xds_status_pending", "Objects whose status is waiting to be written"
+)
+LEADER = Gauge(
+    "gateway_xds_leader", "1 while this replica holds the status Lease (only the leader writes)"
+)

@@ -43,6 +43,7 @@ from typing import Any
 
 import structlog
 
+from xds_server import app_metrics
 from xds_server.kube_rest import KubeHttpError, send
 
 log = structlog.get_logger(__name__)
@@ -169,6 +170,7 @@ class LeaderElector:
         if leading == self._leading:
             return
         self._leading = leading
+        app_metrics.LEADER.set(1 if leading else 0)
         if leading:
             self.transitions += 1
         log.info(

@@ -4,8 +4,9 @@ Who calls it: ``xds_server.app`` under ``xdsctl serve --kubernetes``: it builds 
 ``StatusWriter`` with ``source`` (the control plane's current status list, translator entries
 plus the ProxiesAccepted condition), ``is_leader`` (``xds_server.leader``) and ``resolve``
 (kind -> the API version and plural the provider watches), and calls ``notify()`` after each
-translation. The writer also looks at ``source()`` every ``poll_interval`` seconds, which is
-how ProxiesAccepted changes (made on the event loop) reach it.
+translation and each change of a Gateway's ProxiesAccepted condition. It also looks at
+``source()`` every ``poll_interval`` seconds (cheap: an identity check), which retries what
+it gave up on.
 
 One worker thread::
 
@@ -37,7 +38,7 @@ or write when nothing but lastTransitionTime differs.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,7 @@ import structlog
 
 from watcher.kube_kinds import WATCHED
 from watcher.kube_watch import Backoff
+from xds_server import app_metrics
 from xds_server.kube_rest import KubeHttpError, send
 from xds_server.status import StatusKey, entry_key
 
@@ -195,13 +197,10 @@ class StatusWriter:
         self._kinds: dict[StatusKey, str] = {}
         self._last_source: object = None
         self._leading = False
-        # Counters (read by tests and logs): requests that changed status, conflicts met,
-        # writes found unnecessary after reading the live object, refusals (4xx).
-        self.writes = 0
-        self.conflicts = 0
-        self.unchanged = 0
-        self.refused = 0
-        self.dropped = 0  # keys left for a later diff because ``pending`` was full
+        # Outcomes of this writer (app_metrics.STATUS_RESULTS), also exported as the counter
+        # gateway_xds_status_writes_total{result}: "written" counts requests that changed a
+        # status, "unchanged" writes found unnecessary after reading the live object.
+        self.counts: Counter[str] = Counter()
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status writer", daemon=True)
@@ -250,6 +249,11 @@ class StatusWriter:
             key, entry = self.pending.popitem(last=False)
             self._write(key, entry)
             self._diff()
+        app_metrics.STATUS_PENDING.set(len(self.pending))
+
+    def _count(self, result: str) -> None:
+        self.counts[result] += 1
+        app_metrics.STATUS_WRITES.labels(result).inc()
 
     def _forget(self) -> None:
         self.pending.clear()
@@ -261,6 +265,12 @@ class StatusWriter:
         entries = self._source()
         if entries is self._last_source:
             return
+        try:
+            self._diff_entries(entries)
+        finally:
+            app_metrics.STATUS_PENDING.set(len(self.pending))
+
+    def _diff_entries(self, entries: Sequence[Mapping[str, Any]]) -> None:
         self._last_source = entries
         current: dict[StatusKey, Mapping[str, Any]] = {}
         for entry in entries:
@@ -289,7 +299,7 @@ class StatusWriter:
         if key in self.pending or len(self.pending) < self.max_pending:
             self.pending[key] = entry  # a newer entry replaces the older, keeping its place
         else:
-            self.dropped += 1
+            self._count("dropped")
             self._seen.pop(key, None)  # diffed again next time the source changes
 
     # -- one object ----------------------------------------------------------------------------
@@ -311,7 +321,7 @@ class StatusWriter:
                 live = send(self.api_client, "GET", path)
                 live_status = live.get("status")
                 if not differs(kind, wanted, live_status, self.controller):
-                    self.unchanged += 1
+                    self._count("unchanged")
                     self._written[key] = without_times(ours(kind, wanted, self.controller))
                     return
                 status = merged_status(kind, wanted, live_status, self.controller)
@@ -320,10 +330,10 @@ class StatusWriter:
                 if error.status == 404:
                     return  # the object is gone (its deletion reaches us as a new source)
                 if error.status == 409:
-                    self.conflicts += 1
+                    self._count("conflict")
                     log.info("status.conflict", kind=kind, namespace=namespace, name=name)
                 elif 400 <= error.status < 500 and error.status != 429:
-                    self.refused += 1
+                    self._count("refused")
                     self._written[key] = without_times(ours(kind, wanted, self.controller))
                     log.error(
                         "status.refused", kind=kind, namespace=namespace, name=name,
@@ -331,11 +341,13 @@ class StatusWriter:
                     )  # fmt: skip
                     return
                 else:
+                    self._count("failed")
                     log.warning("status.write_failed", kind=kind, name=name, error=str(error))
             except Exception as error:  # the API server is unreachable: back off, retry
+                self._count("failed")
                 log.warning("status.write_failed", kind=kind, name=name, error=repr(error)[:300])
             else:
-                self.writes += 1
+                self._count("written")
                 self._written[key] = without_times(ours(kind, wanted, self.controller))
                 log.info("status.written", kind=kind, namespace=namespace, name=name)
                 return

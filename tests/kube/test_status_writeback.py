@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client import REGISTRY
 from support.kube_apiserver import KubeApiServer
 from support.wait import wait_until
 
@@ -251,7 +253,7 @@ def test_status_written_once_per_real_change(kube_api: KubeApiServer) -> None:
             assert [counting.status_puts(path) for path in objects] == [2, 2]
             gateway = _get(api, namespace, "gateways", "web")
             assert gateway["status"]["listeners"][0]["attachedRoutes"] == 0
-            assert writer.refused == 0
+            assert writer.counts["refused"] == 0
 
 
 def _route_with_parents(api: Any, namespace: str, parents: list[dict[str, Any]]) -> None:
@@ -303,19 +305,25 @@ def test_other_controllers_entry_survives_and_conflict_is_retried(
     writer = StatusWriter(
         counting, source=lambda: source[0], controller_name=CONTROLLER_NAME, poll_interval=0.1
     )
+    conflicts_before = _status_writes("conflict")
     with _started(writer):
-        wait_until(lambda: writer.writes == 1 and writer.idle, timeout=30, message="written")
+        wait_until(
+            lambda: writer.counts["written"] == 1 and writer.idle, timeout=30, message="written"
+        )
         parents = _get(api, namespace, "httproutes", "app")["status"]["parents"]
         by_controller = {p["controllerName"]: p for p in parents}
         assert set(by_controller) == {CONTROLLER_NAME, OTHER_CONTROLLER}
         assert by_controller[OTHER_CONTROLLER]["conditions"][0]["reason"] == "TheirsAgain"
-        assert writer.conflicts == 1
+        assert writer.counts["conflict"] == 1
+        assert _status_writes("conflict") == conflicts_before + 1  # exported as a metric too
         assert counting.status_puts() == 2  # the conflicting PUT and its retry
 
         # Our entry changes: ours rewritten, theirs kept; only what changed is written.
         source[0] = [_route_entry(namespace, _parent(CONTROLLER_NAME, "Other", "False"))]
         writer.notify()
-        wait_until(lambda: writer.writes == 2 and writer.idle, timeout=30, message="rewritten")
+        wait_until(
+            lambda: writer.counts["written"] == 2 and writer.idle, timeout=30, message="rewritten"
+        )
         parents = _get(api, namespace, "httproutes", "app")["status"]["parents"]
         by_controller = {p["controllerName"]: p for p in parents}
         assert by_controller[CONTROLLER_NAME]["conditions"][0]["reason"] == "Other"
@@ -325,7 +333,9 @@ def test_other_controllers_entry_survives_and_conflict_is_retried(
         puts = counting.status_puts()
         source[0] = [_route_entry(namespace, _parent(CONTROLLER_NAME, "not valid"))]
         writer.notify()
-        wait_until(lambda: writer.refused == 1 and writer.idle, timeout=30, message="refused")
+        wait_until(
+            lambda: writer.counts["refused"] == 1 and writer.idle, timeout=30, message="refused"
+        )
         assert counting.status_puts() == puts + 1
         writer.notify()
         wait_until(lambda: writer.idle, timeout=10, message="idle")
@@ -354,7 +364,9 @@ def test_only_the_lease_holder_writes_and_the_other_takes_over(kube_api: KubeApi
     try:
         wait_until(lambda: backs["replica-a"].elector.is_leader, timeout=15, message="a leads")
         backs["replica-b"].start()
-        wait_until(lambda: backs["replica-a"].writer.writes == 1, timeout=15, message="a wrote")
+        wait_until(
+            lambda: backs["replica-a"].writer.counts["written"] == 1, timeout=15, message="a wrote"
+        )
         # b runs and polls, yet never leads nor writes while a renews.
         wait_until(
             lambda: sum(m == "GET" for m, u in clients["replica-b"].requests if "leases" in u) >= 4,
@@ -365,7 +377,9 @@ def test_only_the_lease_holder_writes_and_the_other_takes_over(kube_api: KubeApi
         source[0] = [_route_entry(namespace, _parent(CONTROLLER_NAME, "Second", "False"))]
         backs["replica-a"].notify()
         backs["replica-b"].notify()
-        wait_until(lambda: backs["replica-a"].writer.writes == 2, timeout=15, message="a wrote")
+        wait_until(
+            lambda: backs["replica-a"].writer.counts["written"] == 2, timeout=15, message="a wrote"
+        )
         assert clients["replica-b"].status_puts() == 0
 
         # a dies: it stops renewing and does not release. b takes over within the lease.
@@ -380,12 +394,14 @@ def test_only_the_lease_holder_writes_and_the_other_takes_over(kube_api: KubeApi
         assert lease_body.spec.lease_transitions == 1
         # b, now leading, diffs everything: the server already has it, so nothing is written.
         wait_until(lambda: backs["replica-b"].writer.idle, timeout=15, message="b diffed")
-        assert backs["replica-b"].writer.unchanged >= 1
+        assert backs["replica-b"].writer.counts["unchanged"] >= 1
         assert clients["replica-b"].status_puts() == 0
         a_puts = clients["replica-a"].status_puts()
         source[0] = [_route_entry(namespace, _parent(CONTROLLER_NAME, "Third"))]
         backs["replica-b"].notify()
-        wait_until(lambda: backs["replica-b"].writer.writes == 1, timeout=15, message="b wrote")
+        wait_until(
+            lambda: backs["replica-b"].writer.counts["written"] == 1, timeout=15, message="b wrote"
+        )
         route = _get(api, namespace, "httproutes", "app")
         assert _our_parent(route)["conditions"][0]["reason"] == "Third"  # type: ignore[index]
         assert clients["replica-a"].status_puts() == a_puts
@@ -403,11 +419,12 @@ def test_serve_kubernetes_writes_status_and_holds_the_lease(
     namespace = _namespace(api, "sv")
     _create_gateway_objects(api, namespace, f"sv-{uuid.uuid4().hex[:8]}")
     log_path = tmp_path / "serve.log"
+    admin = f"127.0.0.1:{_free_port()}"
     command = [
         sys.executable, "-m", "xds_server.cli", "serve", "--kubernetes",
         "--kubeconfig", str(kube_api.kubeconfig),
         "--xds-address", f"127.0.0.1:{_free_port()}",
-        "--admin-address", f"127.0.0.1:{_free_port()}",
+        "--admin-address", admin,
         "--lease-namespace", namespace, "--lease-name", "serve-writers",
         "--lease-identity", "serve-replica",
     ]  # fmt: skip
@@ -424,9 +441,32 @@ def test_serve_kubernetes_writes_status_and_holds_the_lease(
         wait_until(gateway_programmed, timeout=60, message="Gateway status written by serve")
         lease = client.CoordinationV1Api(api).read_namespaced_lease("serve-writers", namespace)
         assert lease.spec.holder_identity == "serve-replica"
+        # The writer's work and the leadership are on /metrics.
+        metrics = _metrics(admin)
+        assert metrics["gateway_xds_leader"] == 1.0
+        assert metrics['gateway_xds_status_writes_total{result="written"}'] >= 1.0
+        assert metrics['gateway_xds_status_writes_total{result="refused"}'] == 0.0
+        assert metrics["gateway_xds_status_pending"] == 0.0
     finally:
         process.terminate()
         process.wait(timeout=30)
     # A clean stop releases the Lease: the next replica need not wait for it to expire.
     lease = client.CoordinationV1Api(api).read_namespaced_lease("serve-writers", namespace)
     assert not lease.spec.holder_identity, log_path.read_text()[-3000:]
+
+
+def _status_writes(result: str) -> float:
+    value = REGISTRY.get_sample_value("gateway_xds_status_writes_total", {"result": result})
+    return value or 0.0
+
+
+def _metrics(admin: str) -> dict[str, float]:
+    """The Prometheus text of ``admin``'s /metrics: sample name with labels -> value."""
+    with urllib.request.urlopen(f"http://{admin}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
