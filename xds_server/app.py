@@ -76,7 +76,9 @@ class ControlPlane:
         self.result: TranslationResult | None = None
         # The status list (translator entries + the ProxiesAccepted condition on Gateways).
         self.gateway_statuses = GatewayStatuses()
-        self.rejections = RejectionTracker(self.client_views, self.gateway_statuses)
+        self.rejections = RejectionTracker(
+            self.client_views, self.gateway_statuses, on_redone=self._statuses_changed
+        )
         self.load_errors: tuple[LoadError, ...] = ()
         self.snapshot_version = 0
         # Only what changed since the last snapshot is translated and stamped again.
@@ -99,6 +101,10 @@ class ControlPlane:
     @statuses.setter
     def statuses(self, entries: list[dict[str, Any]]) -> None:
         self.gateway_statuses.set_translated(entries)
+
+    def _statuses_changed(self) -> None:
+        if self.write_back is not None:
+            self.write_back.notify()
 
     def client_views(self) -> list[ClientView]:
         """Every connected proxy (SotW and delta): what it was sent and ACKed."""
@@ -134,8 +140,7 @@ class ControlPlane:
         self.load_errors = snapshot.errors
         self.snapshot_version = snapshot.version
         self.result = result
-        if self.write_back is not None:
-            self.write_back.notify()
+        self._statuses_changed()
         app_metrics.TRANSLATION_SECONDS.observe(translated - started)
         app_metrics.LOAD_ERRORS.set(len(snapshot.errors))
         app_metrics.SNAPSHOT_VERSION.set(snapshot.version)

@@ -203,10 +203,14 @@ class RejectionTracker:
     """Recounts rejections from ClientViews when told something changed (coalesced)."""
 
     def __init__(
-        self, views: Callable[[], Sequence[ClientView]], statuses: GatewayStatuses
+        self,
+        views: Callable[[], Sequence[ClientView]],
+        statuses: GatewayStatuses,
+        on_redone: Callable[[], None] = lambda: None,
     ) -> None:
         self._views = views
         self._statuses = statuses
+        self._on_redone = on_redone  # a Gateway's condition changed (e.g. wake the writer)
         self._handle: asyncio.Handle | None = None
         self._not_before = 0.0  # loop time before which no recount starts
 
@@ -237,10 +241,13 @@ class RejectionTracker:
         """Count rejections now: Gateway conditions and the rejecting-proxies gauge."""
         views = self._views()
         found = rejections(views)
-        for gateway in self._statuses.set_rejections(found):
+        redone = self._statuses.set_rejections(found)
+        for gateway in redone:
             log.info(
                 "status.proxies_accepted", gateway=gateway, rejections=len(found.get(gateway, ()))
             )
+        if redone:
+            self._on_redone()
         counts = dict.fromkeys(TYPE_KEYS, 0)
         for view in views:
             for type_url, type_view in view.types.items():

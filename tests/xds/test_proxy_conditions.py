@@ -200,13 +200,14 @@ def test_tracker_coalesces_callbacks_and_sets_the_gauge() -> None:
         client("b", nacks={LISTENER_TYPE: BIND, ROUTE_TYPE: "bad"}),
     ]
     calls = []
+    redone = []
 
     def list_views() -> list[ClientView]:
         calls.append(1)
         return views
 
     async def scenario() -> None:
-        tracker = RejectionTracker(list_views, board)
+        tracker = RejectionTracker(list_views, board, on_redone=lambda: redone.append(1))
         for _ in range(100):
             tracker.changed("ns/gw")
         for _ in range(100):  # loop turns (not time) until the scheduled recount ran
@@ -220,4 +221,8 @@ def test_tracker_coalesces_callbacks_and_sets_the_gauge() -> None:
     asyncio.run(scenario())
     assert len(calls) == 1
     assert ours(board.entries[0])["status"] == "False"
+    assert len(redone) == 1  # the condition changed: whoever writes status is told once
+    tracker_again = RejectionTracker(list_views, board, on_redone=lambda: redone.append(1))
+    tracker_again.recount()  # the same rejections: the condition stays, nobody is told
+    assert len(redone) == 1
     assert (gauge("listeners"), gauge("routes"), gauge("clusters")) == (2.0, 1.0, 0.0)
