@@ -16,6 +16,7 @@ from kubernetes import client
 from structlog.testing import capture_logs
 from support.kube_apiserver import KubeApiServer
 from support.kube_binaries import KUBE_APISERVER, ensure_binary, gateway_api_crds
+from support.tcp_relay import TcpRelay
 from support.wait import wait_until
 
 from watcher.kube_kinds import Resource
@@ -307,6 +308,65 @@ def test_watch_from_a_compacted_version_relists_without_losing_anything(
     changed = store.replace(normalize(b, "HTTPRoute", api_version) for b in listed.items)
     assert changed
     assert sorted(key.name for key in store.objects) == ["kept", "new"]
+
+
+def test_compaction_while_disconnected_relists_through_the_provider(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The provider's connections are cut; meanwhile a route is deleted, one created, one
+    changed, and etcd compacts its history. On reconnecting, its watches resume from
+    resourceVersions etcd no longer has: 410 Gone, a relist, and the next snapshot has all
+    three changes. (The API server runs without its watch cache, so resumed watches reach
+    etcd, as they do in a cluster once the cache's window has passed.)"""
+    directory = tmp_path_factory.mktemp("kube-no-watch-cache")
+    with KubeApiServer(directory, extra_args=["--watch-cache=false"]) as server:
+        server.install_gateway_api_crds("standard")
+        api = server.client()
+        ns = f"c-{uuid.uuid4().hex[:8]}"
+        client.CoreV1Api(api).create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=ns))
+        )
+        for name in ("kept", "deleted"):
+            _create_route(api, ns, name)
+        with TcpRelay(("127.0.0.1", server.port)) as relay:
+            kubeconfig = server.kubeconfig_via(relay.port, directory / "relayed.yaml")
+            provider_client = api_client_from(kubeconfig)
+            provider = KubernetesProvider(
+                provider_client, controller_name=CONTROLLER, debounce=0.05, max_delay=0.5,
+                timing=FAST,
+            )  # fmt: skip
+            running = Running(provider)
+            try:
+                running.until(
+                    lambda s: _path(s, ns, "kept") == "/api" and _path(s, ns, "deleted") == "/api",
+                    "both routes",
+                )
+                with capture_logs() as logs:
+                    relay.cut()
+                    _custom(api).delete_namespaced_custom_object(
+                        GROUP, VERSION, ns, "httproutes", "deleted"
+                    )
+                    _create_route(api, ns, "new")
+                    _custom(api).patch_namespaced_custom_object(
+                        GROUP, VERSION, ns, "httproutes", "kept", _route(ns, "kept", "/v2")
+                    )
+                    server.compact_etcd()
+                    relay.restore()
+                    snapshot = running.until(
+                        lambda s: (
+                            _path(s, ns, "kept") == "/v2"
+                            and _path(s, ns, "new") == "/api"
+                            and s.get("HTTPRoute", ns, "deleted") is None
+                        ),
+                        "all three changes after the relist",
+                    )
+            finally:
+                running.stop()
+                provider_client.close()
+                api.close()
+    expired = [e for e in logs if e["event"] == "kube.watch.expired"]
+    assert any(e["resource"].startswith("HTTPRoute") for e in expired), logs
+    assert snapshot.get("Namespace", "", ns) is not None  # other kinds relisted too
 
 
 def test_api_server_restart_loses_no_event(

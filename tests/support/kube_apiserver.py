@@ -23,6 +23,8 @@ terminates, waits, then kills, apiserver before etcd), or wait by sleeping a fix
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import ssl
 import subprocess
@@ -99,6 +101,16 @@ def _tail(path: Path) -> str:
         return f"({path.name}: no log)"
     lines = path.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
     return f"--- {path.name} ---\n" + "\n".join(lines)
+
+
+def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST JSON to etcd's HTTP gateway (plain HTTP on loopback)."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+    return answer
 
 
 class KubeApiServer:
@@ -197,6 +209,24 @@ class KubeApiServer:
     def stop(self) -> None:
         self.stop_apiserver()
         self._etcd = self._terminate(self._etcd)
+
+    def compact_etcd(self) -> int:
+        """Compact etcd's history to its current revision, as the API server does every
+        ``--etcd-compaction-interval``: a watch from an older resourceVersion that reaches
+        etcd (no watch cache in between) then gets 410 Gone. Returns the revision."""
+        base = f"http://127.0.0.1:{self.etcd_port}/v3/kv"
+        every_key = {"key": base64.b64encode(b"\0").decode(), "keys_only": True, "limit": 1}
+        revision = int(_post_json(f"{base}/range", every_key)["header"]["revision"])
+        _post_json(f"{base}/compaction", {"revision": str(revision), "physical": True})
+        return revision
+
+    def kubeconfig_via(self, port: int, path: Path) -> Path:
+        """A copy of the admin kubeconfig whose server is ``https://127.0.0.1:<port>``
+        (a relay in front of the API server; the serving certificate covers 127.0.0.1)."""
+        document = yaml.safe_load(self.kubeconfig.read_text())
+        document["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        return path
 
     def client(self) -> Any:
         """A ``kubernetes.client.ApiClient`` authenticated as the admin (system:masters)."""
