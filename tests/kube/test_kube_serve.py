@@ -1,12 +1,8 @@
-"""`xdsctl serve --kubernetes --kubeconfig PATH` against the real API server: it becomes
-ready after the first sync and translates what it watches (admin /api/status)."""
+"""`xdsctl serve --kubernetes --kubeconfig PATH` against the real API server: readiness waits
+for the first complete sync, then it translates what it watches (admin /api/status)."""
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,89 +11,68 @@ import pytest
 from kubernetes import client
 from support.http import get
 from support.kube_apiserver import KubeApiServer
+from support.kube_objects import (
+    GROUP,
+    VERSION,
+    create,
+    create_gateway_class,
+    create_namespace,
+    delete_quietly,
+    gateway,
+    http_listener,
+)
+from support.kube_serve import ServeProcess
+from support.tcp_relay import TcpRelay
 from support.wait import wait_until
 
 pytestmark = pytest.mark.kube
 
-GROUP, VERSION = "gateway.networking.k8s.io", "v1"
-CONTROLLER = "gateway-xds.io/gatewayclass-controller"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _gateway_status(admin: str, namespace: str) -> dict[str, Any] | None:
-    answer = get(f"{admin}/api/status", timeout=2)
-    if answer.status != 200:
-        return None
-    for entry in json.loads(answer.body):
+def _gateway_status(plane: ServeProcess, namespace: str) -> dict[str, Any] | None:
+    for entry in plane.api("/api/status"):
         meta = entry["metadata"]
         if entry["kind"] == "Gateway" and (meta["namespace"], meta["name"]) == (namespace, "web"):
             return dict(entry["status"])
     return None
 
 
-def test_serve_kubernetes_becomes_ready_and_translates(
+def test_serve_kubernetes_ready_only_after_the_first_sync(
     kube_api: KubeApiServer, tmp_path: Path
 ) -> None:
-    """Readiness follows the first sync; a Gateway of our class gets translated status."""
+    """While the API server is out of reach the process is live but not ready; once it can
+    list everything it becomes ready, with a Gateway of our class translated."""
     api = kube_api.client()
-    namespace, class_name = f"s-{uuid.uuid4().hex[:8]}", f"serve-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(api).create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
-    )
-    custom = client.CustomObjectsApi(api)
-    custom.create_cluster_custom_object(
-        GROUP,
-        VERSION,
-        "gatewayclasses",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "GatewayClass",
-            "metadata": {"name": class_name},
-            "spec": {"controllerName": CONTROLLER},
-        },
-    )
-    gateway = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Gateway",
-        "metadata": {"name": "web", "namespace": namespace},
-        "spec": {
-            "gatewayClassName": class_name,
-            "listeners": [{"name": "http", "protocol": "HTTP", "port": 8080}],
-        },
-    }
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "gateways", gateway)
-    admin = f"http://127.0.0.1:{_free_port()}"
-    log_path = tmp_path / "serve.log"
-    command = [
-        sys.executable, "-m", "xds_server.cli", "serve", "--kubernetes",
-        "--kubeconfig", str(kube_api.kubeconfig),
-        "--xds-address", f"127.0.0.1:{_free_port()}",
-        "--admin-address", admin.removeprefix("http://"),
-        "--listener-address", "127.0.0.1",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    class_name = f"serve-{uuid.uuid4().hex[:8]}"
+    namespace = create_namespace(api, "s")
+    create_gateway_class(api, class_name)
+    create(api, gateway(namespace, class_name, http_listener(8080)))
+    with TcpRelay(("127.0.0.1", kube_api.port)) as relay:
+        relay.cut()
+        kubeconfig = kube_api.kubeconfig_via(relay.port, tmp_path / "relayed.yaml")
+        plane = ServeProcess(kubeconfig, tmp_path / "serve.log").start()
+        try:
+            wait_until(
+                lambda: plane.alive() and get(f"{plane.admin}/healthz", timeout=2).status == 200,
+                timeout=30, ignore=(OSError,), message=plane.log_text,
+            )  # fmt: skip
+            wait_until(lambda: relay.refused >= 3, timeout=30, message="the provider retried")
+            assert plane.readyz() == 503
+            assert plane.api("/api/status") == []
 
-        def ready() -> bool:
-            assert process.poll() is None, log_path.read_text()
-            return get(f"{admin}/readyz", timeout=2).status == 200
-
-        wait_until(ready, timeout=30, ignore=(OSError,), message=log_path.read_text)
-        status = wait_until(
-            lambda: _gateway_status(admin, namespace), timeout=10, ignore=(OSError,)
-        )
-        conditions = {c["type"]: c["status"] for c in status["conditions"]}
-        assert conditions["Accepted"] == "True", status
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        custom.delete_cluster_custom_object(GROUP, VERSION, "gatewayclasses", class_name)
-        client.CoreV1Api(api).delete_namespace(namespace)
-        api.close()
-    assert process.returncode == 0, log_path.read_text()[-2000:]
+            relay.restore()
+            plane.wait_ready()
+            status = _gateway_status(plane, namespace)
+            assert status is not None, plane.api("/api/status")  # ready = translated
+            conditions = {c["type"]: c["status"] for c in status["conditions"]}
+            assert conditions["Accepted"] == "True", status
+        finally:
+            code = plane.stop()
+            custom = client.CustomObjectsApi(api)
+            delete_quietly(
+                lambda: custom.delete_cluster_custom_object(
+                    GROUP, VERSION, "gatewayclasses", class_name
+                ),
+                lambda: client.CoreV1Api(api).delete_namespace(namespace),
+            )
+            api.close()
+    assert code == 0, plane.log_text()

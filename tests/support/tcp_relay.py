@@ -6,6 +6,7 @@ Who uses it: tests that need a client's connections to break while the server st
     with TcpRelay(("127.0.0.1", server_port)) as relay:   # client connects to relay.port
         relay.cut()       # open connections closed; new ones accepted and closed at once
         relay.restore()   # new connections are forwarded again
+        relay.switch(("127.0.0.1", other_port))  # cut, then forward to another server
 
 Bytes are forwarded unchanged in both directions (TLS passes through). Threads only; each
 connection pair has two pump threads, ended by closing both sockets.
@@ -30,6 +31,7 @@ class TcpRelay:
         self._listener.settimeout(0.1)
         self.port: int = self._listener.getsockname()[1]
         self.accepted = 0  # connections forwarded (tests may wait for a reconnect)
+        self.refused = 0  # connections closed at once while cut
         self._open = threading.Event()
         self._open.set()
         self._closed = threading.Event()
@@ -57,6 +59,12 @@ class TcpRelay:
     def restore(self) -> None:
         self._open.set()
 
+    def switch(self, target: tuple[str, int]) -> None:
+        """Drop every open connection; new ones go to ``target``."""
+        self.cut()
+        self.target = target
+        self.restore()
+
     def close(self) -> None:
         self._closed.set()
         self._thread.join(5)
@@ -78,6 +86,7 @@ class TcpRelay:
             except OSError:
                 return
             if not self._open.is_set():
+                self.refused += 1
                 _close(client)
                 continue
             try:
