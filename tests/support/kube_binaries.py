@@ -45,6 +45,7 @@ __all__ = [
     "GoTool",
     "KubeBuildError",
     "cache_root",
+    "check_disk",
     "ensure_binary",
     "gateway_api_crds",
     "go_available",
@@ -72,6 +73,7 @@ class GoTool:
     package: str
     version: str
     ldflags: tuple[str, ...] = ()
+    disk_mb: int = 1000  # free space a cold build needs (module + build caches + binary)
 
     @property
     def module(self) -> Path:
@@ -96,6 +98,7 @@ KUBE_APISERVER = GoTool(
     package="k8s.io/kubernetes/cmd/kube-apiserver",
     version="v1.36.3",
     ldflags=_kube_version_flags("v1.36.3"),
+    disk_mb=3500,  # measured: ~0.9 GB modules, ~2.4 GB build cache, 0.1 GB binary
 )
 ETCD = GoTool(name="etcd", module_dir="etcd", package="go.etcd.io/etcd/server/v3", version="v3.6.8")
 KUSTOMIZE = GoTool(
@@ -178,7 +181,28 @@ def ensure_binary(tool: GoTool) -> Path:
     return target
 
 
+def _free_mb(path: Path) -> int:
+    """Free megabytes on the file system that holds ``path`` (or its nearest parent)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free // 2**20
+
+
+def check_disk(tool: GoTool, target: Path) -> None:
+    """Fail at once, saying why, where a cold build would run out of disk half-way."""
+    caches = {Path(_go("env", name, cwd=tool.module).strip()) for name in ("GOCACHE", "GOMODCACHE")}
+    for place in sorted({*caches, target.parent}):
+        free = _free_mb(place)
+        if free < tool.disk_mb:
+            raise KubeBuildError(
+                f"building {tool.name} {tool.version} needs about {tool.disk_mb} MB free for Go's"
+                f" module and build caches; {place} has {free} MB. Free disk, or point GOCACHE,"
+                " GOMODCACHE and GATEWAY_XDS_KUBE_CACHE at a larger disk (tests/kube/README.md)."
+            )
+
+
 def _build(tool: GoTool, target: Path) -> None:
+    check_disk(tool, target)
     started = time.monotonic()
     _go("mod", "download", cwd=tool.module)
     downloaded = time.monotonic()
