@@ -11,10 +11,11 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from support.kube_apiserver import KubeApiServer
+from support.kube_objects import GROUP, VERSION, create, gateway, http_listener, http_route
 
 pytestmark = pytest.mark.kube
 
-GROUP, VERSION = "gateway.networking.k8s.io", "v1"
+HOSTNAMES = ("api.example.com",)
 
 
 @pytest.fixture
@@ -29,42 +30,26 @@ def namespace(kube_api: KubeApiServer) -> Iterator[tuple[Any, str]]:
     api_client.close()
 
 
-def _gateway(namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Gateway",
-        "metadata": {"name": "web", "namespace": namespace},
-        "spec": {
-            "gatewayClassName": "gateway-xds",
-            "listeners": [{"name": "http", "protocol": "HTTP", "port": 8080}],
-        },
-    }
+def _route(namespace: str) -> dict[str, Any]:
+    """HTTPRoute ``api`` on Gateway ``web`` for api.example.com: /api -> echo:80."""
+    return http_route(namespace, "api", "/api", "echo", hostnames=HOSTNAMES)
 
 
-def _route(namespace: str, path: str = "/api", port: int = 80) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "api", "namespace": namespace},
-        "spec": {
-            "parentRefs": [{"name": "web"}],
-            "hostnames": ["api.example.com"],
-            "rules": [
-                {
-                    "matches": [{"path": {"type": "PathPrefix", "value": path}}],
-                    "backendRefs": [{"name": "echo", "port": port}],
-                }
-            ],
-        },
-    }
+def _invalid_route(namespace: str, path: str, port: int) -> dict[str, Any]:
+    """``_route`` with ``path`` as its match's value and ``port`` as its backendRef's."""
+    body = _route(namespace)
+    rule = body["spec"]["rules"][0]
+    rule["matches"][0]["path"]["value"] = path
+    rule["backendRefs"][0]["port"] = port
+    return body
 
 
 def test_gateway_route_service_and_endpointslice_round_trip(namespace: tuple[Any, str]) -> None:
     """Objects created through the kubernetes client read back as written, with defaults."""
     api_client, ns = namespace
     custom = client.CustomObjectsApi(api_client)
-    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "gateways", _gateway(ns))
-    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "httproutes", _route(ns))
+    create(api_client, gateway(ns, "gateway-xds", http_listener(8080)))
+    create(api_client, _route(ns))
     client.CoreV1Api(api_client).create_namespaced_service(
         ns,
         client.V1Service(
@@ -85,14 +70,14 @@ def test_gateway_route_service_and_endpointslice_round_trip(namespace: tuple[Any
         ),
     )
 
-    gateway: Any = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "gateways", "web")
+    web: Any = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "gateways", "web")
     route: Any = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "httproutes", "api")
     service: Any = client.CoreV1Api(api_client).read_namespaced_service("echo", ns)
     slices: Any = client.DiscoveryV1Api(api_client).list_namespaced_endpoint_slice(
         ns, label_selector="kubernetes.io/service-name=echo"
     )
 
-    assert gateway["spec"]["listeners"][0]["port"] == 8080
+    assert web["spec"]["listeners"][0]["port"] == 8080
     # The CRD's schema defaults apply: a backendRef gets weight 1, a parentRef its group/kind.
     backend = route["spec"]["rules"][0]["backendRefs"][0]
     assert (backend["name"], backend["port"], backend["weight"]) == ("echo", 80, 1)
@@ -117,7 +102,7 @@ def test_invalid_httproute_is_rejected_by_the_crd(
     custom = client.CustomObjectsApi(api_client)
     with pytest.raises(ApiException) as caught:
         custom.create_namespaced_custom_object(
-            GROUP, VERSION, ns, "httproutes", _route(ns, path=path, port=port)
+            GROUP, VERSION, ns, "httproutes", _invalid_route(ns, path, port)
         )
     assert caught.value.status == 422
     assert expected in str(caught.value.body)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from support.http import get
+from support.http import free_port, get
 from support.kube_apiserver import KubeApiServer
 from support.kube_deploy import (
     apply,
@@ -33,6 +32,14 @@ from support.kube_deploy import (
     token_client,
     token_kubeconfig,
 )
+from support.kube_objects import (
+    GROUP,
+    create,
+    create_gateway_class,
+    create_namespace,
+    gateway,
+    http_listener,
+)
 from support.wait import wait_until
 
 from watcher.kube_kinds import SECRET, WATCHED
@@ -41,8 +48,6 @@ from xds_server import leader, status_writer
 pytestmark = pytest.mark.kube
 
 NAMESPACE, ACCOUNT = "gateway-xds", "controlplane"
-GROUP = "gateway.networking.k8s.io"
-CONTROLLER = "gateway-xds.io/gatewayclass-controller"
 RBAC_KINDS = (
     "Namespace",
     "ServiceAccount",
@@ -123,31 +128,14 @@ def cluster(kube_api: KubeApiServer) -> Iterator[Cluster]:
     apply(admin, [o for o in objects if o["kind"] in RBAC_KINDS], dry_run=False)
     token = service_account_token(admin, NAMESPACE, ACCOUNT)
     account = token_client(kube_api.url, kube_api.pki / "ca.crt", token)
-    namespace = f"rbac-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(admin).create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
-    )
-    client.CustomObjectsApi(admin).create_namespaced_custom_object(
-        GROUP, "v1", namespace, "gateways", _gateway(namespace, "rbac-test")
-    )
+    namespace = create_namespace(admin, "rbac")
+    create(admin, gateway(namespace, "rbac-test", http_listener(8080)))
     yield Cluster(admin, account, token, namespace)
     account.close()
     for name in ("gateway-xds-controlplane",):
         client.RbacAuthorizationV1Api(admin).delete_cluster_role_binding(name)
         client.RbacAuthorizationV1Api(admin).delete_cluster_role(name)
     admin.close()
-
-
-def _gateway(namespace: str, class_name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/v1",
-        "kind": "Gateway",
-        "metadata": {"name": "web", "namespace": namespace},
-        "spec": {
-            "gatewayClassName": class_name,
-            "listeners": [{"name": "http", "protocol": "HTTP", "port": 8080}],
-        },
-    }
 
 
 def _collection(group: str, plural: str, namespace: str = "") -> str:
@@ -288,12 +276,6 @@ def test_account_may_do_nothing_else(cluster: Cluster, attempt: Callable[[Cluste
     assert caught.value.status == 403, caught.value.body
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _serve_as_deployed(
     kubeconfig: Path, xds_address: str, admin_address: str
 ) -> tuple[list[str], dict[str, str]]:
@@ -338,23 +320,16 @@ def test_controlplane_runs_under_exactly_these_rules(
     class_name = f"rbac-{uuid.uuid4().hex[:8]}"
     custom = client.CustomObjectsApi(cluster.admin)
     leases = client.CoordinationV1Api(cluster.admin)
-    custom.create_cluster_custom_object(GROUP, "v1", "gatewayclasses", {
-        "apiVersion": f"{GROUP}/v1", "kind": "GatewayClass",
-        "metadata": {"name": class_name}, "spec": {"controllerName": CONTROLLER}})  # fmt: skip
-    namespace = f"rbac-serve-{uuid.uuid4().hex[:6]}"
-    client.CoreV1Api(cluster.admin).create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
-    )
-    custom.create_namespaced_custom_object(
-        GROUP, "v1", namespace, "gateways", _gateway(namespace, class_name)
-    )
+    create_gateway_class(cluster.admin, class_name)
+    namespace = create_namespace(cluster.admin, "rbac-serve")
+    create(cluster.admin, gateway(namespace, class_name, http_listener(8080)))
     kubeconfig = token_kubeconfig(
         tmp_path / "kubeconfig", kube_api.url, kube_api.pki / "ca.crt", cluster.token
     )
-    admin_url = f"http://127.0.0.1:{_free_port()}"
+    admin_url = f"http://127.0.0.1:{free_port()}"
     log_path = tmp_path / "serve.log"
     command, pod_env = _serve_as_deployed(
-        kubeconfig, f"127.0.0.1:{_free_port()}", admin_url.removeprefix("http://")
+        kubeconfig, f"127.0.0.1:{free_port()}", admin_url.removeprefix("http://")
     )
     with log_path.open("wb") as log:
         process = subprocess.Popen(

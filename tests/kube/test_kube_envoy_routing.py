@@ -13,26 +13,36 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
-from support.echo import EchoBackend, EchoBackends
+from support.echo import EchoBackends
 from support.envoy import EnvoyProcess
 from support.http import free_port, get
 from support.kube_apiserver import KubeApiServer
+from support.kube_objects import (
+    GROUP,
+    VERSION,
+    create,
+    create_gateway_class,
+    create_namespace,
+    delete_quietly,
+    endpoint_slice,
+    gateway,
+    http_listener,
+    http_route,
+    service,
+)
+from support.kube_serve import ServeProcess
 from support.wait import wait_until
 
 from xds_server.bootstrap import render_bootstrap
 
 pytestmark = [pytest.mark.kube, pytest.mark.e2e]
 
-GROUP, VERSION = "gateway.networking.k8s.io", "v1"
-CONTROLLER = "gateway-xds.io/gatewayclass-controller"
 BACKEND_ADDRESS = "192.0.2.10"  # TEST-NET-1 (RFC 5737), on the loopback interface
 
 
@@ -70,105 +80,29 @@ def backend_address() -> Iterator[str]:
         )
 
 
-def _service(name: str, backend: EchoBackend) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": backend.port}]},
-    }
-
-
-def _endpoint_slice(name: str, backend: EchoBackend) -> dict[str, Any]:
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {"name": f"{name}-1", "labels": {"kubernetes.io/service-name": name}},
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "port": backend.port, "protocol": "TCP"}],
-        "endpoints": [{"addresses": [backend.host], "conditions": {"ready": True}}],
-    }
-
-
-def _route(namespace: str, service: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "to-a", "namespace": namespace},
-        "spec": {
-            "parentRefs": [{"name": "web"}],
-            "rules": [
-                {
-                    "matches": [{"path": {"type": "PathPrefix", "value": "/a"}}],
-                    "backendRefs": [{"name": service, "port": 80}],
-                }
-            ],
-        },
-    }
-
-
 def test_route_created_changed_deleted_reaches_envoy(
     kube_api: KubeApiServer, backend_address: str, tmp_path: Path
 ) -> None:
     api = kube_api.client()
-    core = client.CoreV1Api(api)
-    discovery = client.DiscoveryV1Api(api)
     custom = client.CustomObjectsApi(api)
-    namespace, class_name = f"e-{uuid.uuid4().hex[:8]}", f"envoy-{uuid.uuid4().hex[:8]}"
+    namespace, class_name = create_namespace(api, "e"), f"envoy-{uuid.uuid4().hex[:8]}"
     listener_port = free_port()
     echoes = EchoBackends()
-    processes: list[subprocess.Popen[bytes]] = []
+    plane = ServeProcess(kube_api.kubeconfig, tmp_path / "serve.log")
     envoy: EnvoyProcess | None = None
-    log_path = tmp_path / "serve.log"
     try:
         backends = {
             name: echoes.start(name, namespace=namespace, host=backend_address)
             for name in ("echo-1", "echo-2")
         }
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
         for name, backend in backends.items():
-            core.create_namespaced_service(namespace, _service(name, backend))
-            discovery.create_namespaced_endpoint_slice(namespace, _endpoint_slice(name, backend))
-        custom.create_cluster_custom_object(
-            GROUP,
-            VERSION,
-            "gatewayclasses",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "GatewayClass",
-                "metadata": {"name": class_name},
-                "spec": {"controllerName": CONTROLLER},
-            },
-        )
-        gateway = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Gateway",
-            "metadata": {"name": "web", "namespace": namespace},
-            "spec": {
-                "gatewayClassName": class_name,
-                "listeners": [{"name": "http", "protocol": "HTTP", "port": listener_port}],
-            },
-        }
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "gateways", gateway)
+            create(api, service(name, backend.port), namespace)
+            create(api, endpoint_slice(name, backend.host, backend.port), namespace)
+        create_gateway_class(api, class_name)
+        create(api, gateway(namespace, class_name, http_listener(listener_port)))
 
-        xds_port, admin_port = free_port(), free_port()
-        command = [
-            sys.executable, "-m", "xds_server.cli", "serve", "--kubernetes",
-            "--kubeconfig", str(kube_api.kubeconfig),
-            "--xds-address", f"127.0.0.1:{xds_port}",
-            "--admin-address", f"127.0.0.1:{admin_port}",
-            "--listener-address", "127.0.0.1",
-        ]  # fmt: skip
-        with log_path.open("wb") as log:
-            processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
-        plane = processes[0]
-
-        def ready() -> bool:
-            assert plane.poll() is None, log_path.read_text()
-            return get(f"http://127.0.0.1:{admin_port}/readyz", timeout=2).status == 200
-
-        wait_until(ready, timeout=30, ignore=(OSError,), message=log_path.read_text)
-        bootstrap = render_bootstrap(f"{namespace}/web", "127.0.0.1", xds_port, admin_port=0)
+        plane.start().wait_ready()
+        bootstrap = render_bootstrap(f"{namespace}/web", "127.0.0.1", plane.xds_port, admin_port=0)
         envoy = EnvoyProcess(bootstrap, tmp_path, log_level="warning").start()
         envoy.wait_for(
             lambda: envoy.listener_port(f"http-{listener_port}") == listener_port,
@@ -177,26 +111,23 @@ def test_route_created_changed_deleted_reaches_envoy(
         )
 
         def answered_by(expected: str | int) -> None:
-            def service() -> str | int:
+            def answer() -> str | int:
                 result = get(f"http://127.0.0.1:{listener_port}/a/x", timeout=2)
                 if result.status != 200 or result.json is None:
                     return result.status
                 return str(result.json["service"])
 
             wait_until(
-                lambda: service() == expected,
+                lambda: answer() == expected,
                 timeout=20,
                 ignore=(OSError,),
                 message=lambda: (
-                    f"/a never answered by {expected!r}; last {service()!r}\n"
-                    f"{log_path.read_text()[-2000:]}"
+                    f"/a never answered by {expected!r}; last {answer()!r}\n{plane.log_text(2000)}"
                 ),
             )
 
         # Created: /a goes to backend 1.
-        custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "httproutes", _route(namespace, "echo-1")
-        )
+        create(api, http_route(namespace, "to-a", "/a", "echo-1"))
         answered_by("echo-1")
         assert backends["echo-1"].requests[-1].target == "/a/x"
         served_by_2 = len(backends["echo-2"].requests)
@@ -210,7 +141,7 @@ def test_route_created_changed_deleted_reaches_envoy(
             namespace,
             "httproutes",
             "to-a",
-            {"spec": _route(namespace, "echo-2")["spec"]},
+            {"spec": http_route(namespace, "to-a", "/a", "echo-2")["spec"]},
             _content_type="application/merge-patch+json",
         )
         answered_by("echo-2")
@@ -220,24 +151,17 @@ def test_route_created_changed_deleted_reaches_envoy(
         custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", "to-a")
         answered_by(404)
         assert envoy.running
-        assert plane.poll() is None
+        assert plane.alive()
     finally:
         if envoy is not None:
             envoy.stop()
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=20)
+        returncode = plane.stop()
         echoes.close()
-        for delete in (
+        delete_quietly(
             lambda: custom.delete_cluster_custom_object(
                 GROUP, VERSION, "gatewayclasses", class_name
             ),
-            lambda: core.delete_namespace(namespace),
-        ):
-            try:
-                delete()
-            except client.ApiException as exc:
-                if exc.status != 404:  # not created: the test failed before
-                    raise
+            lambda: client.CoreV1Api(api).delete_namespace(namespace),
+        )
         api.close()
-    assert processes[0].returncode == 0, log_path.read_text()[-2000:]
+    assert returncode == 0, plane.log_text(2000)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,9 +15,20 @@ from kubernetes import client
 from structlog.testing import capture_logs
 from support.kube_apiserver import KubeApiServer
 from support.kube_binaries import KUBE_APISERVER, ensure_binary, gateway_api_crds
+from support.kube_objects import (
+    API_VERSION,
+    GROUP,
+    VERSION,
+    create,
+    create_gateway_class,
+    create_namespace,
+    gateway,
+    http_route,
+)
 from support.tcp_relay import TcpRelay
 from support.wait import wait_until
 
+from translator import CONTROLLER_NAME
 from watcher.kube_kinds import Resource
 from watcher.kube_store import KindStore, normalize
 from watcher.kube_watch import KindWatcher, Listed, Update, WatchTiming
@@ -27,8 +37,6 @@ from watcher.objects import ObjectKey, ObjectSnapshot
 
 pytestmark = pytest.mark.kube
 
-GROUP, VERSION = "gateway.networking.k8s.io", "v1"
-CONTROLLER = "gateway-xds.io/gatewayclass-controller"
 FAST = WatchTiming(backoff_initial=0.05, backoff_max=1.0, read_timeout=30.0)
 DEADLINE = 20.0
 
@@ -88,11 +96,9 @@ def api(kube_api: KubeApiServer) -> Iterator[Any]:
 
 @pytest.fixture
 def ns(api: Any) -> Iterator[str]:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    name = create_namespace(api, "p")
     yield name
-    core.delete_namespace(name)
+    client.CoreV1Api(api).delete_namespace(name)
 
 
 @pytest.fixture
@@ -105,7 +111,7 @@ def start(kube_api: KubeApiServer) -> Iterator[Callable[[], Running]]:
         api_client = api_client_from(kube_api.kubeconfig)
         clients.append(api_client)
         provider = KubernetesProvider(
-            api_client, controller_name=CONTROLLER, debounce=0.05, max_delay=0.5, timing=FAST
+            api_client, controller_name=CONTROLLER_NAME, debounce=0.05, max_delay=0.5, timing=FAST
         )
         running.append(Running(provider))
         return running[-1]
@@ -122,27 +128,12 @@ def _custom(api: Any) -> Any:
 
 
 def _route(ns: str, name: str, path: str = "/api") -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "HTTPRoute",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "parentRefs": [{"name": "web"}],
-            "rules": [
-                {
-                    "matches": [{"path": {"type": "PathPrefix", "value": path}}],
-                    "backendRefs": [{"name": "echo", "port": 80}],
-                }
-            ],
-        },
-    }
+    """HTTPRoute ``name`` on Gateway ``web``: ``path`` -> echo:80."""
+    return http_route(ns, name, path, "echo")
 
 
 def _create_route(api: Any, ns: str, name: str, path: str = "/api") -> dict[str, Any]:
-    created: dict[str, Any] = _custom(api).create_namespaced_custom_object(
-        GROUP, VERSION, ns, "httproutes", _route(ns, name, path)
-    )
-    return created
+    return create(api, _route(ns, name, path))
 
 
 def _path(snapshot: ObjectSnapshot, ns: str, name: str) -> str | None:
@@ -154,31 +145,14 @@ def _path(snapshot: ObjectSnapshot, ns: str, name: str) -> str | None:
 
 def _tls_world(api: Any, ns: str, class_name: str) -> None:
     """Our GatewayClass, a Gateway whose HTTPS listener uses Secret ``cert``, two Secrets."""
-    custom = _custom(api)
-    custom.create_cluster_custom_object(
-        GROUP,
-        VERSION,
-        "gatewayclasses",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "GatewayClass",
-            "metadata": {"name": class_name},
-            "spec": {"controllerName": CONTROLLER},
-        },
-    )
+    create_gateway_class(api, class_name)
     listener = {
         "name": "https",
         "protocol": "HTTPS",
         "port": 8443,
         "tls": {"mode": "Terminate", "certificateRefs": [{"name": "cert"}]},
     }
-    gateway = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Gateway",
-        "metadata": {"name": "web", "namespace": ns},
-        "spec": {"gatewayClassName": class_name, "listeners": [listener]},
-    }
-    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "gateways", gateway)
+    create(api, gateway(ns, class_name, listener))
     core = client.CoreV1Api(api)
     pem = base64.b64encode(b"not checked by the API server").decode()
     for name in ("cert", "unrelated"):
@@ -219,7 +193,7 @@ def test_first_snapshot_holds_every_kind_and_only_referenced_secrets(
     assert body is not None
     assert "resourceVersion" not in body["metadata"]
     assert "managedFields" not in body["metadata"]
-    assert (body["apiVersion"], body["kind"]) == (f"{GROUP}/{VERSION}", "HTTPRoute")
+    assert (body["apiVersion"], body["kind"]) == (API_VERSION, "HTTPRoute")
 
 
 def test_route_create_change_delete_reach_snapshots(
@@ -287,11 +261,10 @@ def test_watch_from_a_compacted_version_relists_without_losing_anything(
     _create_route(api, ns, "kept")
     _create_route(api, ns, "new")
     store = KindStore()
-    api_version = f"{GROUP}/{VERSION}"
     for name in ("kept", "deleted"):  # what an earlier list had seen
-        store.apply("ADDED", normalize(_route(ns, name), "HTTPRoute", api_version))
+        store.apply("ADDED", normalize(_route(ns, name), "HTTPRoute", API_VERSION))
     updates: list[Update] = []
-    resource = Resource("HTTPRoute", api_version, "httproutes", namespace=ns)
+    resource = Resource("HTTPRoute", API_VERSION, "httproutes", namespace=ns)
     watcher_client = kube_api.client()
     watcher = KindWatcher(watcher_client, resource, updates.append, timing=FAST, resume_from="1")
     with capture_logs() as logs:
@@ -305,7 +278,7 @@ def test_watch_from_a_compacted_version_relists_without_losing_anything(
     assert any(entry["event"] == "kube.watch.expired" for entry in logs), logs
     listed = updates[0]
     assert isinstance(listed, Listed), updates  # nothing before the relist
-    changed = store.replace(normalize(b, "HTTPRoute", api_version) for b in listed.items)
+    changed = store.replace(normalize(b, "HTTPRoute", API_VERSION) for b in listed.items)
     assert changed
     assert sorted(key.name for key in store.objects) == ["kept", "new"]
 
@@ -322,17 +295,14 @@ def test_compaction_while_disconnected_relists_through_the_provider(
     with KubeApiServer(directory, extra_args=["--watch-cache=false"]) as server:
         server.install_gateway_api_crds("standard")
         api = server.client()
-        ns = f"c-{uuid.uuid4().hex[:8]}"
-        client.CoreV1Api(api).create_namespace(
-            client.V1Namespace(metadata=client.V1ObjectMeta(name=ns))
-        )
+        ns = create_namespace(api, "c")
         for name in ("kept", "deleted"):
             _create_route(api, ns, name)
         with TcpRelay(("127.0.0.1", server.port)) as relay:
             kubeconfig = server.kubeconfig_via(relay.port, directory / "relayed.yaml")
             provider_client = api_client_from(kubeconfig)
             provider = KubernetesProvider(
-                provider_client, controller_name=CONTROLLER, debounce=0.05, max_delay=0.5,
+                provider_client, controller_name=CONTROLLER_NAME, debounce=0.05, max_delay=0.5,
                 timing=FAST,
             )  # fmt: skip
             running = Running(provider)
@@ -405,7 +375,7 @@ def test_missing_route_crd_is_skipped_then_picked_up(
     wait_until(lambda: not _served(api, "udproutes"), timeout=DEADLINE, message="CRD gone")
     api_client = api_client_from(kube_api.kubeconfig)
     provider = KubernetesProvider(
-        api_client, controller_name=CONTROLLER, discovery_interval=0.2, timing=FAST
+        api_client, controller_name=CONTROLLER_NAME, discovery_interval=0.2, timing=FAST
     )
     running: Running | None = None
     try:
@@ -418,7 +388,7 @@ def test_missing_route_crd_is_skipped_then_picked_up(
         extensions.create_custom_resource_definition(body=crd)
         wait_until(lambda: _served(api, "udproutes"), timeout=DEADLINE, message="CRD served")
         route = {
-            "apiVersion": f"{GROUP}/{VERSION}",
+            "apiVersion": API_VERSION,
             "kind": "UDPRoute",
             "metadata": {"name": "dns", "namespace": ns},
             "spec": {

@@ -16,12 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -30,7 +26,21 @@ from typing import Any
 import pytest
 from kubernetes import client
 from prometheus_client import REGISTRY
+from support.http import free_port
 from support.kube_apiserver import KubeApiServer
+from support.kube_objects import (
+    API_VERSION,
+    GROUP,
+    VERSION,
+    create,
+    create_gateway_class,
+    create_namespace,
+    gateway,
+    get,
+    http_listener,
+    http_route,
+)
+from support.kube_serve import ServeProcess
 from support.wait import wait_until
 
 from translator import CONTROLLER_NAME
@@ -41,7 +51,6 @@ from xds_server.write_back import WriteBack
 
 pytestmark = pytest.mark.kube
 
-GROUP, VERSION = "gateway.networking.k8s.io", "v1"
 OTHER_CONTROLLER = "example.com/other-controller"
 
 
@@ -68,49 +77,12 @@ class CountingClient:
         return sum(1 for m, url in self.requests if m == "PUT" and url.endswith(suffix))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _namespace(api: Any, prefix: str) -> str:
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(api).create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
-    )
-    return name
-
-
 def _create_gateway_objects(api: Any, namespace: str, class_name: str) -> None:
-    custom = client.CustomObjectsApi(api)
-    custom.create_cluster_custom_object(
-        GROUP, VERSION, "gatewayclasses",
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GatewayClass",
-         "metadata": {"name": class_name}, "spec": {"controllerName": CONTROLLER_NAME}},
-    )  # fmt: skip
-    custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "gateways",
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Gateway",
-         "metadata": {"name": "web", "namespace": namespace},
-         "spec": {"gatewayClassName": class_name,
-                  "listeners": [{"name": "http", "protocol": "HTTP", "port": 8080}]}},
-    )  # fmt: skip
-    custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "httproutes",
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "HTTPRoute",
-         "metadata": {"name": "app", "namespace": namespace},
-         "spec": {"parentRefs": [{"name": "web", "sectionName": "http"}],
-                  "rules": [{"backendRefs": [{"name": "echo", "port": 80}]}]}},
-    )  # fmt: skip
-
-
-def _get(api: Any, namespace: str, plural: str, name: str) -> dict[str, Any]:
-    custom = client.CustomObjectsApi(api)
-    body: dict[str, Any] = custom.get_namespaced_custom_object(
-        GROUP, VERSION, namespace, plural, name
-    )
-    return body
+    """Our GatewayClass, Gateway ``web`` (listener ``http``:8080) and HTTPRoute ``app`` on
+    that listener, every path -> echo:80."""
+    create_gateway_class(api, class_name)
+    create(api, gateway(namespace, class_name, http_listener(8080)))
+    create(api, http_route(namespace, "app", None, "echo", section="http"))
 
 
 def _condition(conditions: Any, kind: str) -> Mapping[str, Any] | None:
@@ -166,8 +138,8 @@ def _settings(kube_api: KubeApiServer, **extra: Any) -> ServeSettings:
     return ServeSettings(
         kubernetes=True,
         kubeconfig=kube_api.kubeconfig,
-        xds_address=f"127.0.0.1:{_free_port()}",
-        admin_address=f"127.0.0.1:{_free_port()}",
+        xds_address=f"127.0.0.1:{free_port()}",
+        admin_address=f"127.0.0.1:{free_port()}",
         debounce=0.02,
         max_delay=0.2,
         **extra,
@@ -188,7 +160,7 @@ def _started(*things: Any) -> Iterator[None]:
 def test_status_written_once_per_real_change(kube_api: KubeApiServer) -> None:
     """Gateway + route status reach the API server; a no-op change writes nothing."""
     api = kube_api.client()
-    namespace = _namespace(api, "st")
+    namespace = create_namespace(api, "st")
     _create_gateway_objects(api, namespace, f"st-{uuid.uuid4().hex[:8]}")
     with PlaneThread(_settings(kube_api, write_status=False)) as plane:
         wait_until(lambda: plane.ready, timeout=30, message="control plane ready")
@@ -202,8 +174,8 @@ def test_status_written_once_per_real_change(kube_api: KubeApiServer) -> None:
         with _started(back):
 
             def written() -> bool:
-                gateway = _get(api, namespace, "gateways", "web")
-                route = _get(api, namespace, "httproutes", "app")
+                gateway = get(api, namespace, "gateways", "web")
+                route = get(api, namespace, "httproutes", "app")
                 accepted = _condition((gateway.get("status") or {}).get("conditions"), "Accepted")
                 parent = _our_parent(route)
                 return bool(
@@ -212,15 +184,15 @@ def test_status_written_once_per_real_change(kube_api: KubeApiServer) -> None:
                 )  # fmt: skip
 
             wait_until(written, timeout=30, message="Gateway and HTTPRoute status written")
-            gateway = _get(api, namespace, "gateways", "web")
+            gateway = get(api, namespace, "gateways", "web")
             conditions = gateway["status"]["conditions"]
             assert _condition(conditions, "gateway-xds.io/ProxiesAccepted") is not None
             assert gateway["status"]["listeners"][0]["attachedRoutes"] == 1
             objects = (f"{namespace}/gateways/web", f"{namespace}/httproutes/app")
             first = {path: counting.status_puts(path) for path in objects}
             assert list(first.values()) == [1, 1], counting.requests
-            route_rv = _get(api, namespace, "httproutes", "app")["metadata"]["resourceVersion"]
-            route_ltt = _our_parent(_get(api, namespace, "httproutes", "app"))
+            route_rv = get(api, namespace, "httproutes", "app")["metadata"]["resourceVersion"]
+            route_ltt = _our_parent(get(api, namespace, "httproutes", "app"))
 
             # A change that leaves every status alone: a label. Translated, nothing written.
             version = plane.snapshot_version
@@ -234,7 +206,7 @@ def test_status_written_once_per_real_change(kube_api: KubeApiServer) -> None:
                 timeout=30, message="the label change translated and diffed",
             )  # fmt: skip
             assert {n: counting.status_puts(n) for n in first} == first
-            route = _get(api, namespace, "httproutes", "app")
+            route = get(api, namespace, "httproutes", "app")
             assert int(route["metadata"]["resourceVersion"]) == int(route_rv) + 1  # the label
             assert _our_parent(route) == route_ltt  # times kept: nothing transitioned
 
@@ -245,20 +217,20 @@ def test_status_written_once_per_real_change(kube_api: KubeApiServer) -> None:
             )  # fmt: skip
 
             def rejected() -> bool:
-                parent = _our_parent(_get(api, namespace, "httproutes", "app"))
+                parent = _our_parent(get(api, namespace, "httproutes", "app"))
                 accepted = _condition(parent and parent.get("conditions"), "Accepted")
                 return accepted is not None and accepted["status"] == "False" and writer.idle
 
             wait_until(rejected, timeout=30, message="route status NoMatchingParent written")
             assert [counting.status_puts(path) for path in objects] == [2, 2]
-            gateway = _get(api, namespace, "gateways", "web")
+            gateway = get(api, namespace, "gateways", "web")
             assert gateway["status"]["listeners"][0]["attachedRoutes"] == 0
             assert writer.counts["refused"] == 0
 
 
 def _route_with_parents(api: Any, namespace: str, parents: list[dict[str, Any]]) -> None:
     custom = client.CustomObjectsApi(api)
-    route = _get(api, namespace, "httproutes", "app")
+    route = get(api, namespace, "httproutes", "app")
     route["status"] = {"parents": parents}
     custom.replace_namespaced_custom_object_status(
         GROUP, VERSION, namespace, "httproutes", "app", route
@@ -278,7 +250,7 @@ def _parent(controller: str, reason: str = "Accepted", status: str = "True") -> 
 
 def _route_entry(namespace: str, parent: dict[str, Any]) -> dict[str, Any]:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
+        "apiVersion": API_VERSION,
         "kind": "HTTPRoute",
         "metadata": {"namespace": namespace, "name": "app"},
         "status": {"parents": [parent]},
@@ -289,7 +261,7 @@ def test_other_controllers_entry_survives_and_conflict_is_retried(
     kube_api: KubeApiServer,
 ) -> None:
     api = kube_api.client()
-    namespace = _namespace(api, "oc")
+    namespace = create_namespace(api, "oc")
     _create_gateway_objects(api, namespace, f"oc-{uuid.uuid4().hex[:8]}")
     _route_with_parents(api, namespace, [_parent(OTHER_CONTROLLER, "Theirs")])
     interfered = threading.Event()
@@ -310,7 +282,7 @@ def test_other_controllers_entry_survives_and_conflict_is_retried(
         wait_until(
             lambda: writer.counts["written"] == 1 and writer.idle, timeout=30, message="written"
         )
-        parents = _get(api, namespace, "httproutes", "app")["status"]["parents"]
+        parents = get(api, namespace, "httproutes", "app")["status"]["parents"]
         by_controller = {p["controllerName"]: p for p in parents}
         assert set(by_controller) == {CONTROLLER_NAME, OTHER_CONTROLLER}
         assert by_controller[OTHER_CONTROLLER]["conditions"][0]["reason"] == "TheirsAgain"
@@ -324,7 +296,7 @@ def test_other_controllers_entry_survives_and_conflict_is_retried(
         wait_until(
             lambda: writer.counts["written"] == 2 and writer.idle, timeout=30, message="rewritten"
         )
-        parents = _get(api, namespace, "httproutes", "app")["status"]["parents"]
+        parents = get(api, namespace, "httproutes", "app")["status"]["parents"]
         by_controller = {p["controllerName"]: p for p in parents}
         assert by_controller[CONTROLLER_NAME]["conditions"][0]["reason"] == "Other"
         assert by_controller[OTHER_CONTROLLER]["conditions"][0]["reason"] == "TheirsAgain"
@@ -344,7 +316,7 @@ def test_other_controllers_entry_survives_and_conflict_is_retried(
 
 def test_only_the_lease_holder_writes_and_the_other_takes_over(kube_api: KubeApiServer) -> None:
     api = kube_api.client()
-    namespace = _namespace(api, "le")
+    namespace = create_namespace(api, "le")
     _create_gateway_objects(api, namespace, f"le-{uuid.uuid4().hex[:8]}")
     source: list[list[dict[str, Any]]] = [[_route_entry(namespace, _parent(CONTROLLER_NAME))]]
     backs: dict[str, WriteBack] = {}
@@ -402,7 +374,7 @@ def test_only_the_lease_holder_writes_and_the_other_takes_over(kube_api: KubeApi
         wait_until(
             lambda: backs["replica-b"].writer.counts["written"] == 1, timeout=15, message="b wrote"
         )
-        route = _get(api, namespace, "httproutes", "app")
+        route = get(api, namespace, "httproutes", "app")
         assert _our_parent(route)["conditions"][0]["reason"] == "Third"  # type: ignore[index]
         assert clients["replica-a"].status_puts() == a_puts
     finally:
@@ -416,57 +388,42 @@ def test_serve_kubernetes_writes_status_and_holds_the_lease(
 ) -> None:
     """``xdsctl serve --kubernetes`` with lease flags: Gateway status written, Lease held."""
     api = kube_api.client()
-    namespace = _namespace(api, "sv")
+    namespace = create_namespace(api, "sv")
     _create_gateway_objects(api, namespace, f"sv-{uuid.uuid4().hex[:8]}")
-    log_path = tmp_path / "serve.log"
-    admin = f"127.0.0.1:{_free_port()}"
-    command = [
-        sys.executable, "-m", "xds_server.cli", "serve", "--kubernetes",
-        "--kubeconfig", str(kube_api.kubeconfig),
-        "--xds-address", f"127.0.0.1:{_free_port()}",
-        "--admin-address", admin,
+    serve = ServeProcess(
+        kube_api.kubeconfig, tmp_path / "serve.log",
         "--lease-namespace", namespace, "--lease-name", "serve-writers",
         "--lease-identity", "serve-replica",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    )  # fmt: skip
+    with serve:
 
         def gateway_programmed() -> bool:
-            assert process.poll() is None, log_path.read_text()
-            status = _get(api, namespace, "gateways", "web").get("status") or {}
+            serve.alive()
+            status = get(api, namespace, "gateways", "web").get("status") or {}
             programmed = _condition(status.get("conditions"), "Programmed")
             return programmed is not None and programmed["status"] == "True"
 
         wait_until(gateway_programmed, timeout=60, message="Gateway status written by serve")
         lease = client.CoordinationV1Api(api).read_namespaced_lease("serve-writers", namespace)
         assert lease.spec.holder_identity == "serve-replica"
+
+        def drained() -> dict[str, float] | None:
+            """/metrics once the writer has nothing queued: the API server is shared, so other
+            tests' objects may still wait for their status when our Gateway has its own."""
+            metrics = serve.metrics()
+            return metrics if metrics["gateway_xds_status_pending"] == 0.0 else None
+
         # The writer's work and the leadership are on /metrics.
-        metrics = _metrics(admin)
+        metrics = wait_until(drained, timeout=30, message="the status writer's queue drained")
         assert metrics["gateway_xds_leader"] == 1.0
         assert metrics['gateway_xds_status_writes_total{result="written"}'] >= 1.0
         assert metrics['gateway_xds_status_writes_total{result="refused"}'] == 0.0
         assert metrics["gateway_xds_status_pending"] == 0.0
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     # A clean stop releases the Lease: the next replica need not wait for it to expire.
     lease = client.CoordinationV1Api(api).read_namespaced_lease("serve-writers", namespace)
-    assert not lease.spec.holder_identity, log_path.read_text()[-3000:]
+    assert not lease.spec.holder_identity, serve.log_text()
 
 
 def _status_writes(result: str) -> float:
     value = REGISTRY.get_sample_value("gateway_xds_status_writes_total", {"result": result})
     return value or 0.0
-
-
-def _metrics(admin: str) -> dict[str, float]:
-    """The Prometheus text of ``admin``'s /metrics: sample name with labels -> value."""
-    with urllib.request.urlopen(f"http://{admin}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples

@@ -13,7 +13,7 @@ through the official client's generic APIs (``CustomObjectsApi`` for the Gateway
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kubernetes import client
@@ -71,22 +71,29 @@ def gateway(
 
 
 def http_route(
-    namespace: str, name: str, path: str, service_name: str, *, parent: str = "web"
+    namespace: str,
+    name: str,
+    path: str | None,
+    service_name: str,
+    *,
+    parent: str = "web",
+    section: str | None = None,
+    hostnames: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """An HTTPRoute attached to Gateway ``parent``: ``path`` (prefix) -> ``service_name``:80."""
+    """An HTTPRoute attached to Gateway ``parent`` (its listener ``section``, if given):
+    ``path`` (prefix; None: no matches, every path) -> ``service_name``:80."""
+    parent_ref = {"name": parent} if section is None else {"name": parent, "sectionName": section}
+    rule: dict[str, Any] = {"backendRefs": [{"name": service_name, "port": 80}]}
+    if path is not None:
+        rule["matches"] = [{"path": {"type": "PathPrefix", "value": path}}]
+    spec: dict[str, Any] = {"parentRefs": [parent_ref], "rules": [rule]}
+    if hostnames:
+        spec["hostnames"] = list(hostnames)
     return {
         "apiVersion": API_VERSION,
         "kind": "HTTPRoute",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "parentRefs": [{"name": parent}],
-            "rules": [
-                {
-                    "matches": [{"path": {"type": "PathPrefix", "value": path}}],
-                    "backendRefs": [{"name": service_name, "port": 80}],
-                }
-            ],
-        },
+        "spec": spec,
     }
 
 
