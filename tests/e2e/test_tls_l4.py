@@ -19,7 +19,7 @@ from support.echo import EchoBackend
 from support.http import free_port, get
 from support.l4 import UdpEcho, free_udp_port, https_get, udp_exchange
 from support.pki import Pki, openssl_available
-from support.stack import Stack
+from support.stack import GATEWAY_HEAD, Stack
 from support.wait import wait_until
 
 from xds_server.echo import tls_context
@@ -43,18 +43,9 @@ class Setup:
 
 
 def gateway_yaml(http_port: int, tls_port: int, tcp_port: int, udp_port: int) -> str:
-    return f"""\
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: GatewayClass
-        metadata: {{name: gateway-xds}}
-        spec: {{controllerName: gateway-xds.io/gatewayclass-controller}}
-        ---
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: Gateway
-        metadata: {{name: gw, namespace: default}}
-        spec:
-          gatewayClassName: gateway-xds
-          listeners:
+    return (
+        GATEWAY_HEAD
+        + f"""\
             - {{name: http, protocol: HTTP, port: {http_port}}}
             - name: https-a
               protocol: HTTPS
@@ -74,6 +65,7 @@ def gateway_yaml(http_port: int, tls_port: int, tcp_port: int, udp_port: int) ->
             - {{name: tcp, protocol: TCP, port: {tcp_port}}}
             - {{name: udp, protocol: UDP, port: {udp_port}}}
         """
+    )
 
 
 def backends_yaml(tls_backend: EchoBackend, udp_port: int) -> str:

@@ -116,24 +116,33 @@ def backend_objects(backends: Mapping[str, EchoBackend]) -> str:
     return yaml.safe_dump_all(docs)
 
 
-def gateway_objects(port: int) -> str:
-    return f"""\
+# Our GatewayClass and the head of Gateway default/gw, up to its listeners (indented as the
+# YAML texts of the tests are, which are dedented when written).
+GATEWAY_HEAD = """\
         apiVersion: gateway.networking.k8s.io/v1
         kind: GatewayClass
-        metadata: {{name: gateway-xds}}
-        spec: {{controllerName: gateway-xds.io/gatewayclass-controller}}
+        metadata: {name: gateway-xds}
+        spec: {controllerName: gateway-xds.io/gatewayclass-controller}
         ---
         apiVersion: gateway.networking.k8s.io/v1
         kind: Gateway
-        metadata: {{name: gw, namespace: default}}
+        metadata: {name: gw, namespace: default}
         spec:
           gatewayClassName: gateway-xds
           listeners:
+"""
+
+
+def gateway_objects(port: int) -> str:
+    return (
+        GATEWAY_HEAD
+        + f"""\
             - name: http
               protocol: HTTP
               port: {port}
               allowedRoutes: {{namespaces: {{from: All}}}}
         """
+    )
 
 
 def start_stack(workdir: Path, *, delta: bool = False) -> Stack:
