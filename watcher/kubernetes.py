@@ -64,6 +64,22 @@ _DISCOVERY_TIMEOUT = (10.0, 30.0)
 CONNECTION_POOL_SIZE = 64
 
 
+async def wait_set(event: asyncio.Event, seconds: float | None) -> bool:
+    """Wait until ``event`` is set (True, and clear it) or ``seconds`` pass (False).
+
+    ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 ``wait_for`` returns the
+    result when a cancellation arrives in the same loop turn as the event, and the cancel is
+    lost (the provider would never stop).
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    event.clear()
+    return True
+
+
 def api_client_from(kubeconfig: Path | None) -> Any:
     """An ``ApiClient``: from ``kubeconfig`` if given, else the pod's in-cluster config."""
     from kubernetes import client, config
@@ -296,9 +312,7 @@ class KubernetesProvider:
 
     async def _wait(self, seconds: float | None) -> None:
         assert self._wakeup is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), seconds)
-        self._wakeup.clear()
+        await wait_set(self._wakeup, seconds)
 
     async def _settle(self) -> None:
         """Wait for ``debounce`` without change and every watcher listed; at most ``max_delay``."""
