@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import ssl
 import subprocess
 import time
@@ -38,7 +37,9 @@ from typing import Any
 
 import yaml
 
+from .http import free_port
 from .kube_binaries import ETCD, KUBE_APISERVER, ensure_binary, gateway_api_crds
+from .pki import Pki, openssl
 from .wait import WaitTimeoutError, wait_until
 
 __all__ = ["TOKEN", "TOKEN_USER", "KubeApiServer", "KubeApiServerError"]
@@ -47,53 +48,21 @@ TOKEN_USER = "gateway-xds-test"  # noqa: S105 - a user name, not a secret
 TOKEN = "gateway-xds-test-token"  # noqa: S105 - a throwaway credential of a loopback test server
 
 _LOG_TAIL_LINES = 30
-_EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
 
 
 class KubeApiServerError(RuntimeError):
     """etcd or kube-apiserver failed to start or exited early (the message has log tails)."""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
-
-
 def _make_pki(directory: Path) -> None:
     """ca.crt/key, serving.crt/key, admin.crt/key, sa.key/sa.pub in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    _openssl(
-        "req", "-x509", *_EC, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-        "-subj", "/CN=gateway-xds kube test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        cwd=directory,
-    )  # fmt: skip
-    leaves = {
-        "serving": ("/CN=kube-apiserver", "serverAuth",
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"),
-        "admin": ("/O=system:masters/CN=admin", "clientAuth", ""),
-    }  # fmt: skip
-    for stem, (subject, usage, extra) in leaves.items():
-        (directory / f"{stem}.ext").write_text(
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-            f"extendedKeyUsage={usage}\n{extra}"
-        )
-        _openssl("req", "-new", *_EC, "-keyout", f"{stem}.key", "-out", f"{stem}.csr",
-                 "-subj", subject, cwd=directory)  # fmt: skip
-        _openssl(
-            "x509", "-req", "-in", f"{stem}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-out", f"{stem}.crt", "-extfile", f"{stem}.ext",
-            cwd=directory,
-        )  # fmt: skip
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-out", "sa.key", cwd=directory)  # fmt: skip
-    _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=directory)
+    pki = Pki.create(directory)
+    pki.sign("serving", "/CN=kube-apiserver",
+             "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc")  # fmt: skip
+    pki.sign("admin", "/O=system:masters/CN=admin", usage="clientAuth")
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-out", "sa.key", cwd=directory)  # fmt: skip
+    openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=directory)
 
 
 def _tail(path: Path) -> str:
@@ -167,8 +136,8 @@ class KubeApiServer:
         self._write_kubeconfig()
 
     def start_etcd(self, binary: Path) -> None:
-        self.etcd_port = self.etcd_port or _free_port()
-        peer = _free_port()
+        self.etcd_port = self.etcd_port or free_port()
+        peer = free_port()
         client_url, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer}"
         args = [
             str(binary), "--name=test", f"--data-dir={self.etcd_data}",
@@ -180,7 +149,7 @@ class KubeApiServer:
         self._wait(lambda: self._http_ok(f"{client_url}/health"), self._etcd, "etcd /health")
 
     def start_apiserver(self, binary: Path) -> None:
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         pki = self.pki
         args = [
             str(binary),

@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Leaf", "Pki", "openssl_available"]
+__all__ = ["Leaf", "Pki", "openssl", "openssl_available"]
 
 _EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
 
@@ -27,7 +27,7 @@ def openssl_available() -> bool:
     return shutil.which("openssl") is not None
 
 
-def _openssl(*args: str, cwd: Path) -> None:
+def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
 
 
@@ -60,7 +60,7 @@ class Pki:
     @classmethod
     def create(cls, directory: Path) -> Pki:
         directory.mkdir(parents=True, exist_ok=True)
-        _openssl(
+        openssl(
             "req", "-x509", *_EC, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
             "-subj", "/CN=gateway-xds test CA",
             "-addext", "basicConstraints=critical,CA:TRUE",
@@ -72,19 +72,31 @@ class Pki:
     def issue(self, *names: str) -> Leaf:
         """A certificate for DNS ``names`` (the first is also its file name), signed by the CA."""
         stem = names[0].replace("*", "wildcard")
+        alt_names = ",".join(f"DNS:{n}" for n in names)
+        return self.sign(stem, f"/CN={names[0]}", f"subjectAltName={alt_names}", names=names)
+
+    def sign(
+        self,
+        stem: str,
+        subject: str,
+        extra: str = "",
+        *,
+        usage: str = "serverAuth",
+        names: tuple[str, ...] = (),
+    ) -> Leaf:
+        """A leaf ``<stem>.crt``/``<stem>.key`` for ``subject`` (e.g. ``/O=group/CN=user``)
+        with extended key usage ``usage`` and ``extra`` extension lines, signed by the CA."""
         extensions = self.directory / f"{stem}.ext"
         extensions.write_text(
             "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-            "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\n"
-            "authorityKeyIdentifier=keyid\n"
-            f"subjectAltName={','.join(f'DNS:{n}' for n in names)}\n"
+            f"extendedKeyUsage={usage}\nsubjectKeyIdentifier=hash\n"
+            f"authorityKeyIdentifier=keyid\n{extra}\n"
         )
-        _openssl(
-            "req", *_EC, "-keyout", f"{stem}.key", "-out", f"{stem}.csr",
-            "-subj", f"/CN={names[0]}",
+        openssl(
+            "req", *_EC, "-keyout", f"{stem}.key", "-out", f"{stem}.csr", "-subj", subject,
             cwd=self.directory,
         )  # fmt: skip
-        _openssl(
+        openssl(
             "x509", "-req", "-in", f"{stem}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", f"{stem}.crt", "-days", "1", "-extfile", extensions.name,
             cwd=self.directory,
