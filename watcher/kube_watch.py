@@ -265,7 +265,7 @@ def request(
     if not 200 <= response.status <= 299:
         data = raw.read()
         raw.release_conn()
-        raise ApiError(response.status, _status_message(data))
+        raise ApiError(response.status, status_message(data))
     return raw
 
 
@@ -289,14 +289,15 @@ def _lines(response: Any) -> Iterator[bytes]:
         yield pending
 
 
-def _status_message(data: bytes) -> str:
+def status_message(data: bytes) -> str:
+    """The message of a Kubernetes ``Status`` body (its reason, else the raw text), bounded."""
     try:
         status = json.loads(data)
     except ValueError:
-        return data[:200].decode(errors="replace")
+        return data[:300].decode(errors="replace")
     if isinstance(status, Mapping):
-        return str(status.get("message") or status.get("reason") or status)
-    return str(status)[:200]
+        return str(status.get("message") or status.get("reason") or status)[:1000]
+    return str(status)[:300]
 
 
 def _shutdown(response: Any) -> None:

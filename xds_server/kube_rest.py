@@ -5,8 +5,9 @@ and ``xds_server.leader`` (read, create and update a Lease). The ``ApiClient`` d
 authentication and TLS; bodies are plain JSON (no model classes), like the watcher's.
 
 What it does: sends ``method path`` with an optional JSON body and returns the status code
-with the parsed answer, or raises ``KubeHttpError`` for a non-2xx status (the code and the
-server's message kept, so callers can tell 404 and 409 from the rest).
+with the parsed answer, or raises ``ApiError`` for a non-2xx status (the code and the
+server's message kept, so callers can tell 404 and 409 from the rest). The error class and
+the message parsing are the watcher's (``watcher.kube_watch``): one shape for both.
 
 What it must not do: retry (callers decide), or run on the event loop (it blocks).
 """
@@ -17,15 +18,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from watcher.kube_watch import ApiError, status_message
+
+__all__ = ["TIMEOUT", "ApiError", "send"]
+
 TIMEOUT = (5.0, 15.0)  # connect, read
-
-
-class KubeHttpError(Exception):
-    """A non-2xx answer: ``status`` is the HTTP code, the message the server's reason."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
 
 
 def send(
@@ -35,7 +32,7 @@ def send(
     body: Mapping[str, Any] | None = None,
     timeout: tuple[float, float] = TIMEOUT,
 ) -> dict[str, Any]:
-    """``method path`` with ``body`` as JSON; the parsed answer of a 2xx, else KubeHttpError."""
+    """``method path`` with ``body`` as JSON; the parsed answer of a 2xx, else ApiError."""
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = "application/json"
@@ -53,16 +50,6 @@ def send(
     finally:
         raw.release_conn()
     if not 200 <= response.status <= 299:
-        raise KubeHttpError(response.status, _message(data))
+        raise ApiError(response.status, status_message(data))
     document = json.loads(data) if data else {}
     return document if isinstance(document, dict) else {}
-
-
-def _message(data: bytes) -> str:
-    try:
-        status = json.loads(data)
-    except ValueError:
-        return data[:300].decode(errors="replace")
-    if isinstance(status, Mapping):
-        return str(status.get("message") or status.get("reason") or status)[:1000]
-    return str(status)[:300]

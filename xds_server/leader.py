@@ -44,7 +44,7 @@ from typing import Any
 import structlog
 
 from xds_server import app_metrics
-from xds_server.kube_rest import KubeHttpError, send
+from xds_server.kube_rest import ApiError, send
 
 log = structlog.get_logger(__name__)
 
@@ -187,7 +187,7 @@ class LeaderElector:
         settings = self.settings
         try:
             lease = send(self.api_client, "GET", settings.path)
-        except KubeHttpError as error:
+        except ApiError as error:
             if error.status != 404:
                 raise
             return self._create()
@@ -213,7 +213,7 @@ class LeaderElector:
         body = {**lease, "spec": new_spec}
         try:
             updated = send(self.api_client, "PUT", settings.path, body)
-        except KubeHttpError as error:
+        except ApiError as error:
             if error.status == 409:
                 return False  # another replica updated it first
             raise
@@ -238,7 +238,7 @@ class LeaderElector:
         collection = settings.path.rsplit("/", 1)[0]
         try:
             created = send(self.api_client, "POST", collection, body)
-        except KubeHttpError as error:
+        except ApiError as error:
             if error.status == 409:
                 return False  # another replica created it first
             raise

@@ -47,7 +47,7 @@ import structlog
 from watcher.kube_kinds import WATCHED
 from watcher.kube_watch import Backoff
 from xds_server import app_metrics
-from xds_server.kube_rest import KubeHttpError, send
+from xds_server.kube_rest import ApiError, send
 from xds_server.status import StatusKey, entry_key
 
 log = structlog.get_logger(__name__)
@@ -326,7 +326,7 @@ class StatusWriter:
                     return
                 status = merged_status(kind, wanted, live_status, self.controller)
                 send(self.api_client, "PUT", f"{path}/status", {**live, "status": status})
-            except KubeHttpError as error:
+            except ApiError as error:
                 if error.status == 404:
                     return  # the object is gone (its deletion reaches us as a new source)
                 if error.status == 409:
