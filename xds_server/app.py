@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,7 +167,7 @@ class ControlPlane:
         log.info("serve.started", xds=settings.xds_address, admin=settings.admin_address)
         provider = _provider(settings)
         if isinstance(provider, KubernetesProvider) and settings.write_status:
-            self.write_back = _write_back(settings, provider, lambda: self.statuses)
+            self.write_back = _write_back(settings, provider, self.gateway_statuses)
             self.write_back.start()
         tasks = [
             asyncio.create_task(provider.run(self.publish), name="provider"),
@@ -210,11 +209,10 @@ def _provider(settings: ServeSettings) -> FileProvider | KubernetesProvider:
 
 
 def _write_back(
-    settings: ServeSettings,
-    provider: KubernetesProvider,
-    source: Callable[[], list[dict[str, Any]]],
+    settings: ServeSettings, provider: KubernetesProvider, statuses: GatewayStatuses
 ) -> WriteBack:
-    """Leader election on the configured Lease and a status writer reading ``source``."""
+    """Leader election on the configured Lease, a status writer reading ``statuses``, and
+    this replica's report of its proxies' rejections."""
     lease = LeaseSettings(
         namespace=settings.lease_namespace or default_namespace(),
         identity=settings.lease_identity or default_identity(),
@@ -223,9 +221,10 @@ def _write_back(
     return WriteBack(
         provider.api_client,
         lease,
-        source=source,
+        source=lambda: statuses.entries,
         controller_name=CONTROLLER_NAME,
         resolve=provider_resolver(provider),
+        statuses=statuses,
     )
 
 

@@ -70,6 +70,17 @@ def rejections(views: Iterable[ClientView]) -> dict[str, tuple[Rejection, ...]]:
     return {g: tuple(sorted(rs, key=_order)) for g, rs in found.items()}
 
 
+def merge_rejections(
+    reports: Iterable[Mapping[str, tuple[Rejection, ...]]],
+) -> dict[str, tuple[Rejection, ...]]:
+    """The union of several ``rejections()`` results (e.g. every replica's), sorted alike."""
+    found: dict[str, set[Rejection]] = {}
+    for report in reports:
+        for gateway, items in report.items():
+            found.setdefault(gateway, set()).update(items)
+    return {g: tuple(sorted(rs, key=_order)) for g, rs in found.items() if rs}
+
+
 def _order(rejection: Rejection) -> tuple[int, str, str, str]:
     rank = TYPE_ORDER.index(rejection.type_url) if rejection.type_url in TYPE_ORDER else 99
     return (rank, rejection.version, rejection.message, rejection.node_id)
@@ -142,7 +153,9 @@ class GatewayStatuses:
         self._lock = threading.Lock()
         self._entries: list[dict[str, Any]] = []
         self._positions: dict[str, int] = {}  # Gateway key -> index in _entries
-        self._rejections: Mapping[str, tuple[Rejection, ...]] = {}
+        self._rejections: Mapping[str, tuple[Rejection, ...]] = {}  # local + peers
+        self._local: Mapping[str, tuple[Rejection, ...]] = {}  # this replica's proxies
+        self._peers: Mapping[str, tuple[Rejection, ...]] = {}  # other replicas' (if leading)
 
     @property
     def entries(self) -> list[dict[str, Any]]:
@@ -151,6 +164,11 @@ class GatewayStatuses:
 
     def rejections_of(self, gateway: str) -> tuple[Rejection, ...]:
         return self._rejections.get(gateway, ())
+
+    @property
+    def local_rejections(self) -> Mapping[str, tuple[Rejection, ...]]:
+        """This replica's proxies' rejections (a new mapping whenever they change)."""
+        return self._local
 
     def set_translated(self, entries: Iterable[dict[str, Any]]) -> None:
         """New translator entries (already stamped): merge the condition into each Gateway."""
@@ -169,19 +187,35 @@ class GatewayStatuses:
             self._entries, self._positions = merged, positions
 
     def set_rejections(self, found: Mapping[str, tuple[Rejection, ...]]) -> list[str]:
-        """Replace the standing rejections; returns the Gateways whose condition was redone."""
+        """Replace this replica's standing rejections; the Gateways whose condition was redone."""
         with self._lock:
-            old, self._rejections = self._rejections, dict(found)
-            changed = sorted(g for g in old.keys() | found.keys() if old.get(g) != found.get(g))
-            due = [g for g in changed if g in self._positions]
-            if due:
-                now = self._clock()
-                entries = list(self._entries)
-                for key in due:
-                    index = self._positions[key]
-                    entries[index] = self._merge(entries[index], key, entries[index], now)
-                self._entries = entries
-            return due
+            if found == self._local:
+                return []
+            self._local = dict(found)
+            return self._combine()
+
+    def set_peer_rejections(self, found: Mapping[str, tuple[Rejection, ...]]) -> list[str]:
+        """Replace the other replicas' rejections; the Gateways whose condition was redone."""
+        with self._lock:
+            if found == self._peers:
+                return []
+            self._peers = dict(found)
+            return self._combine()
+
+    def _combine(self) -> list[str]:
+        """Redo the condition of each Gateway whose combined rejections changed (lock held)."""
+        found = merge_rejections((self._local, self._peers))
+        old, self._rejections = self._rejections, found
+        changed = sorted(g for g in old.keys() | found.keys() if old.get(g) != found.get(g))
+        due = [g for g in changed if g in self._positions]
+        if due:
+            now = self._clock()
+            entries = list(self._entries)
+            for key in due:
+                index = self._positions[key]
+                entries[index] = self._merge(entries[index], key, entries[index], now)
+            self._entries = entries
+        return due
 
     def _merge(
         self,

@@ -5,7 +5,9 @@ off): ``WriteBack.start`` after the provider is built, ``notify`` after each tra
 ``stop`` on shutdown (the Lease is released, so another replica takes over at once).
 
 What it does: elects with the Lease in ``LeaseSettings``; the writer writes only while this
-replica leads, and diffs everything again when it becomes leader. The API version of each
+replica leads, and diffs everything again when it becomes leader. With ``statuses``, every
+replica also reports its proxies' rejections (``xds_server.replica_reports``) and the leader
+merges the others' into the ProxiesAccepted condition it writes. The API version of each
 kind is the one the provider watches (discovery decided it), so a TCPRoute served only at
 v1alpha2 is written there.
 
@@ -24,6 +26,8 @@ from typing import Any
 
 from watcher.kubernetes import KubernetesProvider
 from xds_server.leader import LeaderElector, LeaseSettings
+from xds_server.proxy_conditions import GatewayStatuses, Rejection
+from xds_server.replica_reports import ReplicaReports
 from xds_server.status_writer import Resolver, StatusWriter
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -69,6 +73,8 @@ class WriteBack:
         controller_name: str,
         resolve: Resolver | None = None,
         poll_interval: float = 1.0,
+        statuses: GatewayStatuses | None = None,
+        report_interval: float = 5.0,
     ) -> None:
         self.writer = StatusWriter(
             api_client,
@@ -79,15 +85,33 @@ class WriteBack:
             poll_interval=poll_interval,
         )
         self.elector = LeaderElector(api_client, lease, on_change=self.writer.notify)
+        # With ``statuses``: every replica reports its proxies' rejections; the leader merges
+        # the others' into the ProxiesAccepted condition it writes.
+        self.reports: ReplicaReports | None = None
+        if statuses is not None:
+
+            def peers(found: Mapping[str, tuple[Rejection, ...]]) -> None:
+                if statuses.set_peer_rejections(found):
+                    self.writer.notify()
+
+            self.reports = ReplicaReports(
+                api_client, lease, local=lambda: statuses.local_rejections, on_peers=peers,
+                is_leader=lambda: self.elector.is_leader, interval=report_interval,
+            )  # fmt: skip
 
     def start(self) -> None:
         self.writer.start()
         self.elector.start()
+        if self.reports is not None:
+            self.reports.start()
 
     def notify(self) -> None:
         self.writer.notify()
 
     def stop(self, *, release: bool = True) -> None:
-        """Stop writing, then stop renewing (and release the Lease). Blocks: call in a thread."""
+        """Stop writing and reporting (an empty report), then stop renewing (and release the
+        Lease). Blocks: call in a thread."""
         self.writer.stop()
+        if self.reports is not None:
+            self.reports.stop()
         self.elector.stop(release=release)
