@@ -44,7 +44,7 @@ from support.kube_objects import (
 from support.wait import wait_until
 
 from watcher.kube_kinds import SECRET, WATCHED
-from xds_server import leader, status_writer
+from xds_server import leader, replica_reports, status_writer
 
 pytestmark = pytest.mark.kube
 
@@ -69,12 +69,14 @@ def provider_reads() -> frozenset[tuple[str, str]]:
 
 
 def expected_permissions() -> set[Permission]:
-    """What the provider, the status writer and the leader elector call, from their constants."""
+    """What the provider, the status writer, the leader elector and the replica reports call,
+    from their constants."""
     plurals = status_writer.STATUS_PLURALS
     reads = {("", g, r, v) for g, r in provider_reads() for v in READ_VERBS}
     objects = {("", GROUP, r, v) for r in plurals for v in status_writer.OBJECT_VERBS}
     status = {("", GROUP, f"{r}/status", v) for r in plurals for v in status_writer.STATUS_VERBS}
-    leases = {(NAMESPACE, "coordination.k8s.io", "leases", v) for v in leader.LEASE_VERBS}
+    lease_verbs = (*leader.LEASE_VERBS, *replica_reports.REPORT_VERBS)
+    leases = {(NAMESPACE, "coordination.k8s.io", "leases", v) for v in lease_verbs}
     return reads | objects | status | leases
 
 
@@ -210,7 +212,7 @@ def test_account_may_get_a_gateway_and_update_its_status(cluster: Cluster) -> No
 
 
 def test_account_may_hold_a_lease_in_its_namespace(cluster: Cluster) -> None:
-    """create, get and update of a coordination.k8s.io Lease in gateway-xds succeed."""
+    """create, get, update and list of coordination.k8s.io Leases in gateway-xds succeed."""
     leases = client.CoordinationV1Api(cluster.account)
     name = f"leader-{uuid.uuid4().hex[:6]}"
     body = client.V1Lease(
@@ -222,6 +224,8 @@ def test_account_may_hold_a_lease_in_its_namespace(cluster: Cluster) -> None:
     lease.spec.holder_identity = "replica-b"
     updated: Any = leases.replace_namespaced_lease(name, NAMESPACE, lease)
     assert updated.spec.holder_identity == "replica-b"
+    listed: Any = leases.list_namespaced_lease(NAMESPACE)
+    assert name in {item.metadata.name for item in listed.items}
 
 
 def _custom(c: Cluster) -> Any:
