@@ -10,6 +10,7 @@ replicas run with different PYTHONHASHSEEDs: their versions must not depend on h
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from support.kube_objects import (
     delete_quietly,
     endpoint_slice,
     gateway,
+    get,
     http_listener,
     http_route,
     service,
@@ -37,11 +39,17 @@ from support.kube_serve import ServeProcess
 from support.tcp_relay import TcpRelay
 from support.wait import wait_until
 
+from translator.result import LISTENER_TYPE, ROUTE_TYPE
 from xds_server.bootstrap import render_bootstrap
+from xds_server.leader import LeaseSettings
+from xds_server.proxy_conditions import CONDITION_TYPE, Rejection
+from xds_server.replica_reports import REPORT_DURATION, REPORT_LABEL, Found, ReplicaReports
 
 pytestmark = [pytest.mark.kube, pytest.mark.e2e]
 
 DEADLINE = 30.0
+PEER = Rejection("proxy-on-b", LISTENER_TYPE, "v1", "cannot bind")
+PEER_ROUTES = Rejection("proxy-on-b", ROUTE_TYPE, "v2", "bad route")
 
 
 @pytest.fixture
@@ -150,3 +158,118 @@ def test_proxy_moved_between_replicas_gets_nothing_it_has_and_one_replica_writes
     finally:
         codes = {name: plane.stop() for name, plane in replicas.items()}
     assert codes == {"a": 0, "b": 0}, {n: p.log_text() for n, p in replicas.items()}
+
+
+def test_replica_reports_reach_the_leader_and_go_stale(kube_api: KubeApiServer) -> None:
+    """Against the real API server, one step at a time on a test clock: a follower's report
+    reaches the leader, changes reach it, a silent report counts until its lease duration
+    has passed without renewal, and a clean stop clears a report at once."""
+    api = kube_api.client()
+    namespace = create_namespace(api, "rr")
+    now = [100.0]
+    local: dict[str, Found] = {"a": {}, "b": {"ns/gw": (PEER,)}}
+    gathered: list[Found] = []
+
+    def replica(identity: str, leading: bool) -> ReplicaReports:
+        def follower_gathers(found: Found) -> None:
+            raise AssertionError(f"{identity} is not leading, yet gathered {found}")
+
+        return ReplicaReports(
+            api, LeaseSettings(namespace=namespace, identity=identity),
+            local=lambda: local[identity],
+            on_peers=gathered.append if leading else follower_gathers,
+            is_leader=lambda: leading, interval=5.0, clock=lambda: now[0],
+        )  # fmt: skip
+
+    a, b = replica("a", leading=True), replica("b", leading=False)
+    b.step()
+    a.step()
+    assert gathered == [{"ns/gw": (PEER,)}]  # b's report, not a's own
+
+    local["b"] = {"ns/gw": (PEER, PEER_ROUTES)}  # a new mapping: published at once
+    b.step()
+    now[0] += 5.0
+    a.step()
+    assert gathered[-1] == {"ns/gw": (PEER, PEER_ROUTES)}
+
+    # b goes silent (its process hangs): its report counts for REPORT_DURATION, then not.
+    now[0] += 5.0
+    a.step()
+    assert gathered[-1] == {"ns/gw": (PEER, PEER_ROUTES)}
+    now[0] += REPORT_DURATION
+    a.step()
+    assert gathered[-1] == {}
+
+    # b renews again, then stops cleanly: the cleared report is read as no rejections.
+    now[0] += 5.0
+    b.step()
+    now[0] += 5.0
+    a.step()
+    assert gathered[-1] == {"ns/gw": (PEER, PEER_ROUTES)}
+    b.stop()
+    now[0] += 5.0
+    a.step()
+    assert gathered[-1] == {}
+    reports = client.CoordinationV1Api(api).list_namespaced_lease(
+        namespace, label_selector=REPORT_LABEL
+    )
+    assert {lease.spec.holder_identity for lease in reports.items} == {"a", "b"}
+    api.close()
+
+
+def test_a_rejection_on_a_follower_reaches_the_status_the_leader_writes(
+    kube_api: KubeApiServer, world: tuple[Any, str, int], tmp_path: Path
+) -> None:
+    """Envoy, connected to follower b, rejects its listener (the port is taken). Leader a,
+    which has no proxy at all, writes the Gateway's ProxiesAccepted False naming that Envoy;
+    when the Envoy goes away, a writes it True again."""
+    api, namespace, port = world
+    lease = ("--lease-namespace", namespace, "--lease-name", "writers")
+    replicas = {
+        name: ServeProcess(kube_api.kubeconfig, tmp_path / f"{name}.log", *lease,
+                           "--lease-identity", name)
+        for name in ("a", "b")
+    }  # fmt: skip
+
+    def proxies_accepted() -> dict[str, Any] | None:
+        gateway = get(api, namespace, "gateways", "web")
+        conditions = (gateway.get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == CONDITION_TYPE), None)
+
+    try:
+        replicas["a"].start().wait_ready()
+        wait_until(
+            lambda: replicas["a"].metrics()["gateway_xds_leader"] == 1.0,
+            timeout=DEADLINE, message="a holds the Lease",
+        )  # fmt: skip
+        replicas["b"].start().wait_ready()
+        wait_until(
+            lambda: (proxies_accepted() or {}).get("status") == "True",
+            timeout=DEADLINE, message="ProxiesAccepted True written by a",
+        )  # fmt: skip
+        bootstrap = render_bootstrap(
+            f"{namespace}/web", "127.0.0.1", replicas["b"].xds_port, admin_port=0,
+            node_id="envoy-on-b",
+        )  # fmt: skip
+        with (
+            socket.create_server(("127.0.0.1", port)),  # the Gateway's port, taken
+            EnvoyProcess(bootstrap, tmp_path, log_level="warning") as envoy,
+        ):
+            rejected = wait_until(
+                lambda: _rejected(proxies_accepted()), timeout=DEADLINE,
+                message=lambda: f"ProxiesAccepted False; last {proxies_accepted()}",
+            )  # fmt: skip
+            assert "envoy-on-b rejected listeners" in rejected["message"], rejected
+            assert envoy.running
+        wait_until(
+            lambda: (proxies_accepted() or {}).get("status") == "True",
+            timeout=DEADLINE, message="ProxiesAccepted True again once the Envoy left",
+        )  # fmt: skip
+        assert replicas["b"].metrics()['gateway_xds_status_writes_total{result="written"}'] == 0
+    finally:
+        codes = {name: plane.stop() for name, plane in replicas.items()}
+    assert codes == {"a": 0, "b": 0}, {n: p.log_text() for n, p in replicas.items()}
+
+
+def _rejected(condition: dict[str, Any] | None) -> dict[str, Any] | None:
+    return condition if condition is not None and condition["status"] == "False" else None
