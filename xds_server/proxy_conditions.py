@@ -65,7 +65,7 @@ def rejections(views: Iterable[ClientView]) -> dict[str, tuple[Rejection, ...]]:
         if view.gateway is None:
             continue
         for type_url, nack in view.rejected.items():
-            rejection = Rejection(view.node_id, type_url, nack.version, nack.message)
+            rejection = Rejection(view.node_id, type_url, nack.version, _trim(nack.message))
             found.setdefault(view.gateway, set()).add(rejection)
     return {g: tuple(sorted(rs, key=_order)) for g, rs in found.items()}
 

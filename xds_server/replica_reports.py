@@ -45,6 +45,7 @@ REPORT_LABEL = "gateway-xds.io/proxy-report"
 REJECTIONS_ANNOTATION = "gateway-xds.io/rejections"
 REPORT_VERBS = ("list",)  # beyond leader.LEASE_VERBS: the leader lists every replica's report
 REPORT_DURATION = 15  # seconds a report counts without being renewed
+MAX_REPORTED = 100  # rejections per Gateway in a report (the condition names far fewer)
 
 Found = Mapping[str, tuple[Rejection, ...]]
 
@@ -55,9 +56,12 @@ def report_name(lease_name: str, identity: str) -> str:
 
 
 def encode(found: Found) -> str:
-    """Rejections by Gateway as compact, stable JSON."""
+    """Rejections by Gateway as compact, stable JSON (bounded: messages are already trimmed
+    by ``proxy_conditions.rejections``, and at most ``MAX_REPORTED`` per Gateway)."""
     plain = {
-        gateway: [[r.node_id, r.type_url, r.version, r.message] for r in found[gateway]]
+        gateway: [
+            [r.node_id, r.type_url, r.version, r.message] for r in found[gateway][:MAX_REPORTED]
+        ]
         for gateway in sorted(found)
     }
     return json.dumps(plain, separators=(",", ":"), sort_keys=True)

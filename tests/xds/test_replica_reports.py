@@ -3,11 +3,17 @@ the ProxiesAccepted condition (the API side runs against a real API server in te
 
 from __future__ import annotations
 
-from test_proxy_conditions import BIND, gateway_entry, ours
+from test_proxy_conditions import BIND, client, gateway_entry, ours
 
 from translator.result import LISTENER_TYPE, ROUTE_TYPE
-from xds_server.proxy_conditions import GatewayStatuses, Rejection, merge_rejections
-from xds_server.replica_reports import decode, encode, report_name
+from xds_server.proxy_conditions import (
+    MAX_ENVOY_MESSAGE,
+    GatewayStatuses,
+    Rejection,
+    merge_rejections,
+    rejections,
+)
+from xds_server.replica_reports import MAX_REPORTED, decode, encode, report_name
 
 LOCAL = Rejection("proxy-on-a", LISTENER_TYPE, "v1", BIND)
 PEER = Rejection("proxy-on-b", LISTENER_TYPE, "v1", BIND)
@@ -61,3 +67,12 @@ def test_peer_rejections_change_the_condition_and_go_away_again() -> None:
     assert board.set_peer_rejections({}) == ["ns/gw"]
     assert board.set_rejections({}) == ["ns/gw"]
     assert ours(board.entries[0])["status"] == "True"
+
+
+def test_reports_are_bounded() -> None:
+    """A fleet-wide NACK storm cannot make a report outgrow an annotation."""
+    many = tuple(Rejection(f"proxy-{i:03}", LISTENER_TYPE, "v1", BIND) for i in range(150))
+    assert len(decode(encode({"ns/gw": many}))["ns/gw"]) == MAX_REPORTED
+    long_nack = {LISTENER_TYPE: "x" * 5000}
+    [rejection] = rejections([client("p", nacks=long_nack)])["ns/gw"]
+    assert len(rejection.message) <= MAX_ENVOY_MESSAGE
