@@ -43,26 +43,35 @@ def write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def gateway_yaml(port: int) -> str:
-    """A GatewayClass of ours and Gateway default/gw with one HTTP listener."""
-    docs = [
+def gateway_head(
+    port: int, class_name: str = "gateway-xds", generation: int | None = None
+) -> list[dict[str, Any]]:
+    """A GatewayClass of ours and Gateway default/gw with one HTTP listener on ``port``."""
+    metadata: dict[str, Any] = {"name": "gw", "namespace": "default"}
+    if generation is not None:
+        metadata["generation"] = generation
+    return [
         {
             "apiVersion": GROUP,
             "kind": "GatewayClass",
-            "metadata": {"name": "gateway-xds"},
+            "metadata": {"name": class_name},
             "spec": {"controllerName": "gateway-xds.io/gatewayclass-controller"},
         },
         {
             "apiVersion": GROUP,
             "kind": "Gateway",
-            "metadata": {"name": "gw", "namespace": "default"},
+            "metadata": metadata,
             "spec": {
-                "gatewayClassName": "gateway-xds",
+                "gatewayClassName": class_name,
                 "listeners": [{"name": "http", "protocol": "HTTP", "port": port}],
             },
         },
     ]
-    return yaml.safe_dump_all(docs)
+
+
+def gateway_yaml(port: int) -> str:
+    """``gateway_head(port)`` as a YAML stream."""
+    return yaml.safe_dump_all(gateway_head(port))
 
 
 def services_yaml(backends: Sequence[tuple[str, int]]) -> str:

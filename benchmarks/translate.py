@@ -21,6 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import gateway_head  # benchmarks/common.py, beside this file
+
 from translator import TranslateOptions, translate
 from xds_server.runtime import gc_paused, tune_gc
 
@@ -29,23 +31,7 @@ GROUP = "gateway.networking.k8s.io/v1"
 
 def objects(n: int) -> list[dict[str, Any]]:
     """A GatewayClass, a Gateway, and N routes each to its own Service with one endpoint."""
-    result: list[dict[str, Any]] = [
-        {
-            "apiVersion": GROUP,
-            "kind": "GatewayClass",
-            "metadata": {"name": "bench"},
-            "spec": {"controllerName": "gateway-xds.io/gatewayclass-controller"},
-        },
-        {
-            "apiVersion": GROUP,
-            "kind": "Gateway",
-            "metadata": {"name": "gw", "namespace": "default", "generation": 1},
-            "spec": {
-                "gatewayClassName": "bench",
-                "listeners": [{"name": "http", "protocol": "HTTP", "port": 8080}],
-            },
-        },
-    ]
+    result = gateway_head(8080, class_name="bench", generation=1)
     for i in range(n):
         name = f"svc-{i}"
         result += [
